@@ -1,0 +1,92 @@
+import { LRUCache } from 'lru-cache'
+import type { KeyVerdictInput } from './decide.js'
+
+/** A cached lookup: the key's verdict input, or `null` for "no key has this hash". */
+export interface CacheEntry {
+  verdict: KeyVerdictInput | null
+  loadedAtMs: number
+}
+
+export interface VerificationCacheOptions {
+  /**
+   * How many key hashes to hold.
+   * @default 100_000
+   */
+  max?: number
+  /**
+   * Hard upper bound on how long a found key is served from memory without a database read.
+   * Change events normally evict entries long before this; it is the safety net.
+   * @default 60_000
+   */
+  ttlMs?: number
+  /**
+   * How long "no such key" is remembered, so a flood of unknown keys costs no database reads.
+   * A real key's hash is unguessable, so this never hides a key created later.
+   * @default 10_000
+   */
+  negativeTtlMs?: number
+}
+
+/**
+ * The in-process cache of verified keys, bounded (LRU) and fenced against stale refills.
+ *
+ * The fence: a fill reads the database, then stores what it read. If an eviction for any key
+ * happens between the read and the store (a revoke in this process, or a change event from
+ * another), the fill may hold a pre-revoke row, so it is dropped (Harsh-2002/Orva#53). A global
+ * generation number makes that check one integer comparison.
+ *
+ * Time here is the process's monotonic clock (`performance.now()`), not the injected business
+ * clock: it measures how old a cached row is, not whether the key has expired.
+ */
+export class VerificationCache {
+  readonly #lru: LRUCache<string, CacheEntry>
+  readonly #ttlMs: number
+  readonly #negativeTtlMs: number
+  #generation = 0
+
+  constructor(options: VerificationCacheOptions = {}) {
+    const max = options.max ?? 100_000
+    if (!Number.isInteger(max) || max < 1) throw new Error('keyward: option "cache.max" must be a positive integer')
+    this.#ttlMs = options.ttlMs ?? 60_000
+    this.#negativeTtlMs = options.negativeTtlMs ?? 10_000
+    this.#lru = new LRUCache({ max })
+  }
+
+  /** The entry for a hash if it is young enough to trust, else undefined (a miss). */
+  get(keyHash: string, nowMs: number): CacheEntry | undefined {
+    const entry = this.#lru.get(keyHash)
+    if (entry === undefined) return undefined
+    const ttl = entry.verdict === null ? this.#negativeTtlMs : this.#ttlMs
+    if (nowMs - entry.loadedAtMs >= ttl) {
+      this.#lru.delete(keyHash)
+      return undefined
+    }
+    return entry
+  }
+
+  /** Call before the database read of a fill; pass the result to `fill`. */
+  fence(): number {
+    return this.#generation
+  }
+
+  /** Stores a fill unless something was evicted since its `fence()`. */
+  fill(keyHash: string, entry: CacheEntry, fence: number): boolean {
+    if (fence !== this.#generation) return false
+    this.#lru.set(keyHash, entry)
+    return true
+  }
+
+  invalidate(keyHashes: Iterable<string>): void {
+    this.#generation++
+    for (const keyHash of keyHashes) this.#lru.delete(keyHash)
+  }
+
+  clear(): void {
+    this.#generation++
+    this.#lru.clear()
+  }
+
+  get size(): number {
+    return this.#lru.size
+  }
+}

@@ -1,0 +1,66 @@
+import type { ApiKeyRecord, KeyStatus, VerifiedKey } from './types.js'
+import type { VerifyErrorCode } from './errors.js'
+
+/**
+ * What verification needs of a key row, precomputed once per cache fill: the frozen value handed
+ * to request handlers and the instants (epoch ms) that decide whether it is still good.
+ */
+export interface KeyVerdictInput {
+  key: VerifiedKey
+  revokedAtMs: number | null
+  expiresAtMs: number | null
+  /** Set only for a rotated-out key: the end of its grace period. */
+  graceEndsAtMs: number | null
+}
+
+export type Decision = { ok: true; key: VerifiedKey } | { ok: false; code: VerifyErrorCode }
+
+/**
+ * The one verdict function. The cache path and the database path both call it with the clock
+ * reading of the request, so expiry, revocation and grace are never skipped on a cache hit
+ * (the bug of ding113/claude-code-hub#734).
+ */
+export function decide(input: KeyVerdictInput, nowMs: number): Decision {
+  if (input.revokedAtMs !== null) return { ok: false, code: 'api_key_revoked' }
+  if (input.expiresAtMs !== null && nowMs >= input.expiresAtMs) return { ok: false, code: 'api_key_expired' }
+  if (input.graceEndsAtMs !== null && nowMs >= input.graceEndsAtMs) return { ok: false, code: 'api_key_rotated' }
+  return { ok: true, key: input.key }
+}
+
+export function verdictInput(record: ApiKeyRecord): KeyVerdictInput {
+  const key: VerifiedKey = Object.freeze({
+    id: record.id,
+    tenantId: record.tenantId,
+    projectId: record.projectId,
+    name: record.name,
+    environment: record.environment,
+    scopes: Object.freeze([...record.scopes]),
+    metadata: deepFreeze(structuredClone(record.metadata)),
+    expiresAt: record.expiresAt,
+  })
+  return {
+    key,
+    revokedAtMs: record.revokedAt?.getTime() ?? null,
+    expiresAtMs: record.expiresAt?.getTime() ?? null,
+    graceEndsAtMs: record.replacedByKeyId !== null ? (record.graceExpiresAt?.getTime() ?? 0) : null,
+  }
+}
+
+/** The status shown in listings, derived from the same instants as `decide`. */
+export function statusOf(record: ApiKeyRecord, now: Date): KeyStatus {
+  const nowMs = now.getTime()
+  if (record.revokedAt !== null) return 'revoked'
+  if (record.expiresAt !== null && nowMs >= record.expiresAt.getTime()) return 'expired'
+  if (record.replacedByKeyId !== null) {
+    return record.graceExpiresAt !== null && nowMs < record.graceExpiresAt.getTime() ? 'rotating' : 'rotated'
+  }
+  return 'active'
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child)
+    Object.freeze(value)
+  }
+  return value
+}

@@ -1,0 +1,8 @@
+export { VerificationCache, type VerificationCacheOptions } from './cache.js'
+export { type Decision, decide, statusOf } from './decide.js'
+export { ERRORS, type ErrorCode, type FieldError, type KeywardError, type ProblemDetails, type Result, toProblem } from './errors.js'
+export { generateKey, hashKey, parseKey } from './key-format.js'
+export * from './keyward.js'
+export { type DeliveryObject, type KeyObject, toDeliveryObject, toKeyObject } from './serialize.js'
+export * from './types.js'
+export { signWebhook } from './webhooks.js'

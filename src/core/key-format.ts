@@ -1,0 +1,108 @@
+import { createHmac, hash, randomBytes } from 'node:crypto'
+import { crc32 } from 'node:zlib'
+import type { Environment } from './types.js'
+
+/**
+ * The key format: `<prefix>_<environment>_<random><checksum>`.
+ *
+ * - `random` is 30 base62 characters from the CSPRNG (~178 bits, as GitHub's tokens).
+ * - `checksum` is the CRC32 of everything before it, in 6 base62 characters with leading zeros, so
+ *   a mistyped or made-up key is rejected by arithmetic alone, before any cache or database work.
+ * - Underscores (not dashes) let a double-click select the whole key.
+ */
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+export const RANDOM_LENGTH = 30
+export const CHECKSUM_LENGTH = 6
+export const BODY_LENGTH = RANDOM_LENGTH + CHECKSUM_LENGTH
+/** Shown in listings: `<prefix>_<env>_` plus this many body characters (seed 000: `pk_live_f8a3`). */
+export const DISPLAY_BODY_CHARS = 4
+export const SUFFIX_LENGTH = 4
+
+/** Prefixes are validated against this, never turned into a RegExp (passport-headerapikey's bug). */
+export const PREFIX_PATTERN = /^[a-z0-9]{1,12}$/
+const KEY_PATTERN = /^([a-z0-9]{1,12})_(live|test)_([0-9A-Za-z]{36})$/
+
+export interface GeneratedKey {
+  /** The full secret. Returned to the caller once and never stored. */
+  key: string
+  /** `<prefix>_<env>_` + the first 4 body characters, for display. */
+  keyPrefix: string
+  /** The last 4 characters, for display. */
+  keySuffix: string
+}
+
+export interface ParsedKey {
+  prefix: string
+  environment: Environment
+}
+
+/** Uniform base62 characters from the CSPRNG (rejection sampling: no modulo bias). */
+export function randomBase62(length: number): string {
+  let out = ''
+  while (out.length < length) {
+    const bytes = randomBytes(length * 2)
+    for (let i = 0; i < bytes.length && out.length < length; i++) {
+      const byte = bytes[i] as number
+      if (byte < 248) out += BASE62[byte % 62]
+    }
+  }
+  return out
+}
+
+function checksumOf(text: string): string {
+  let value = crc32(text)
+  let out = ''
+  for (let i = 0; i < CHECKSUM_LENGTH; i++) {
+    out = BASE62[value % 62] + out
+    value = Math.floor(value / 62)
+  }
+  return out
+}
+
+/** Mints a new key. Pure apart from the randomness; `hashKey` turns the result into what is stored. */
+export function generateKey(prefix: string, environment: Environment): GeneratedKey {
+  assertPrefix(prefix)
+  const head = `${prefix}_${environment}_`
+  const random = randomBase62(RANDOM_LENGTH)
+  const key = head + random + checksumOf(head + random)
+  return {
+    key,
+    keyPrefix: head + random.slice(0, DISPLAY_BODY_CHARS),
+    keySuffix: key.slice(-SUFFIX_LENGTH),
+  }
+}
+
+/**
+ * Checks shape and checksum. Returns null for anything that cannot be a key we minted, so the
+ * caller can answer `invalid_api_key` without touching the cache or the database.
+ */
+export function parseKey(candidate: string, expectedPrefix: string): ParsedKey | null {
+  if (candidate.length > 64) return null
+  const match = KEY_PATTERN.exec(candidate)
+  if (match === null || match[1] !== expectedPrefix) return null
+  const cut = candidate.length - CHECKSUM_LENGTH
+  if (checksumOf(candidate.slice(0, cut)) !== candidate.slice(cut)) return null
+  return { prefix: match[1], environment: match[2] as Environment }
+}
+
+/**
+ * What is stored: SHA-256 of the whole key, or HMAC-SHA256 under a server-side pepper so a leaked
+ * table alone cannot be checked against guesses. Keys carry ~178 random bits, so a slow KDF would
+ * buy nothing and cost every request (Medusa's scrypt-per-request, medusajs/medusa#12695).
+ */
+export function hashKey(key: string, pepper?: string): string {
+  if (pepper === undefined) return hash('sha256', key, 'hex')
+  return createHmac('sha256', pepper).update(key).digest('hex')
+}
+
+export function assertPrefix(prefix: string): void {
+  if (!PREFIX_PATTERN.test(prefix)) {
+    throw new Error(`keyward: option "prefix" must be 1-12 characters of [a-z0-9], got ${JSON.stringify(prefix)}`)
+  }
+}
+
+/** Random identifiers such as `key_3hV...`: 22 base62 characters, ~131 bits. */
+export function newId(kind: string): string {
+  return `${kind}_${randomBase62(22)}`
+}

@@ -1,0 +1,10 @@
+import { createKeysRouter } from './router.js'
+
+export { type ApiKeyAuthOptions, type ApiKeyVariables, apiKeyAuth, requireScopes } from './middleware.js'
+export { ACTOR_BINDING, createKeysRouter, type KeysRouterBindings, type KeysRouterOptions } from './router.js'
+
+/**
+ * The key-management router on the shared zero-config instance, ready to mount:
+ * `app.route('/api-keys', keysRouter)`. Use `createKeysRouter({ keyward })` for your own instance.
+ */
+export const keysRouter = createKeysRouter()

@@ -1,0 +1,76 @@
+import { ERRORS, type ErrorCode, type KeywardError, toProblem, wwwAuthenticate } from '../core/errors.js'
+
+/**
+ * The one place where an error value becomes HTTP: status, headers and an RFC 9457 body. Both the
+ * Hono and the Express adapters answer from here, so their answers cannot drift apart.
+ */
+export interface HttpAnswer {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
+
+export const PROBLEM_JSON = 'application/problem+json'
+
+export function problemAnswer(error: KeywardError, options: { realm: string; scope?: readonly string[] }): HttpAnswer {
+  const problem = toProblem(error)
+  const headers: Record<string, string> = { 'content-type': PROBLEM_JSON }
+  const challenge = wwwAuthenticate(error.code, options.realm, error.detail, options.scope)
+  if (challenge !== undefined) headers['www-authenticate'] = challenge
+  if (error.code === 'store_unavailable') headers['retry-after'] = '1'
+  return { status: problem.status, headers, body: JSON.stringify(problem) }
+}
+
+/** Precomputed answers for the codes the middleware returns on every bad request. */
+export function answerFor(code: ErrorCode, realm: string): HttpAnswer {
+  return problemAnswer({ code, detail: ERRORS[code].detail }, { realm })
+}
+
+export function toResponse(answer: HttpAnswer): Response {
+  return new Response(answer.body, { status: answer.status, headers: answer.headers })
+}
+
+/** Header names are validated once, when a middleware is built. */
+export function assertHeaderName(name: string, option: string): string {
+  if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) throw new Error(`keyward: option "${option}" must be an HTTP header name, got ${JSON.stringify(name)}`)
+  return name.toLowerCase()
+}
+
+export interface KeyExtractionOptions {
+  /**
+   * The header that carries the key. Set `null` to accept only `Authorization: Bearer`.
+   * @default 'x-api-key'
+   */
+  header?: string | null
+  /**
+   * Also accept `Authorization: Bearer <key>`.
+   * @default true
+   */
+  bearer?: boolean
+  /**
+   * The realm named in `WWW-Authenticate`.
+   * @default 'keyward'
+   */
+  realm?: string
+}
+
+/**
+ * Reads the presented key from headers only, never from the query string (Kong/kong#4366).
+ * `get` is the framework's header lookup (lower-case names).
+ */
+export function keyExtractor(options: KeyExtractionOptions): (get: (name: string) => string | null | undefined) => string | undefined {
+  const header = options.header === null ? undefined : assertHeaderName(options.header ?? 'x-api-key', 'header')
+  const bearer = options.bearer !== false
+  if (header === undefined && !bearer) throw new Error('keyward: options "header" and "bearer" cannot both be off')
+  return (get) => {
+    if (header !== undefined) {
+      const value = get(header)
+      if (value) return value.trim()
+    }
+    if (bearer) {
+      const authorization = get('authorization')
+      if (authorization && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') return authorization.slice(7).trim()
+    }
+    return undefined
+  }
+}

@@ -1,0 +1,149 @@
+import { z } from 'zod'
+import {
+  environmentSchema,
+  expiresInSecondsSchema,
+  gracePeriodSecondsSchema,
+  metadataSchema,
+  nameSchema,
+  projectIdSchema,
+  rotationIntervalDaysSchema,
+  scopesSchema,
+  webhookUrlSchema,
+} from '../core/schemas.js'
+
+/**
+ * The wire shapes of the management API (snake_case, as the seeds), built from the core's field
+ * rules. The router validates with them and its OpenAPI document is generated from them.
+ */
+const isoDateTime = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone' })
+const instant = z.string().meta({ format: 'date-time' })
+
+export const createKeyBody = z
+  .strictObject({
+    name: nameSchema,
+    scopes: scopesSchema.optional(),
+    metadata: metadataSchema.optional(),
+    environment: environmentSchema.optional().meta({ description: 'live (default) or test' }),
+    project_id: projectIdSchema.optional(),
+    expires_at: isoDateTime.optional().meta({ description: 'When the key stops working; must be in the future.' }),
+    expires_in_seconds: expiresInSecondsSchema.optional().meta({ description: 'Alternative to expires_at.' }),
+    rotation_interval_days: rotationIntervalDaysSchema.optional().meta({ description: 'Rotate automatically every N days.' }),
+    rotation_webhook_url: webhookUrlSchema.optional().meta({ description: 'Receives the new key of each scheduled rotation.' }),
+  })
+  .meta({ id: 'CreateApiKey' })
+
+export const updateKeyBody = z
+  .strictObject({
+    name: nameSchema.optional(),
+    scopes: scopesSchema.optional(),
+    metadata: metadataSchema.optional(),
+    expires_at: isoDateTime.nullable().optional(),
+    rotation_interval_days: rotationIntervalDaysSchema.nullable().optional(),
+    rotation_webhook_url: webhookUrlSchema.nullable().optional(),
+  })
+  .meta({ id: 'UpdateApiKey' })
+
+export const rotateKeyBody = z
+  .strictObject({
+    grace_period_seconds: gracePeriodSecondsSchema.optional().meta({ description: 'How long the old key keeps working (0 = cut off now; at most 30 days).' }),
+  })
+  .meta({ id: 'RotateApiKey' })
+
+export const listKeysQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).optional().meta({ description: 'Page size, 1-100 (default 20).' }),
+  cursor: z.string().max(512).optional().meta({ description: 'From the Link rel="next" header of the previous page.' }),
+  status: z.enum(['active', 'expired', 'revoked', 'rotating', 'rotated']).optional(),
+  project_id: projectIdSchema.optional(),
+  environment: environmentSchema.optional(),
+})
+
+export const usageQuery = z.strictObject({
+  days: z.coerce.number().int().min(1).max(90).optional().meta({ description: 'Length of the daily series, 1-90 (default 30).' }),
+  include_predecessors: z.enum(['true', 'false']).optional().meta({ description: 'Also count the keys this one was rotated from.' }),
+})
+
+export const keyIdParam = z.object({
+  id: z.string().max(64).meta({ param: { name: 'id', in: 'path' }, example: 'key_3hVq8bTzK0mN2pXr5sW7yA' }),
+})
+
+export const keyObjectSchema = z
+  .object({
+    id: z.string(),
+    tenant_id: z.string(),
+    project_id: z.string().nullable(),
+    name: z.string(),
+    environment: z.enum(['live', 'test']),
+    key_prefix: z.string().meta({ example: 'sk_live_f8a3' }),
+    key_suffix: z.string(),
+    scopes: z.array(z.string()),
+    metadata: z.record(z.string(), z.unknown()),
+    status: z.enum(['active', 'expired', 'revoked', 'rotating', 'rotated']),
+    created_at: instant,
+    updated_at: instant,
+    last_used_at: instant.nullable(),
+    expires_at: instant.nullable(),
+    revoked_at: instant.nullable(),
+    replaced_by_key_id: z.string().nullable(),
+    rotated_from_key_id: z.string().nullable(),
+    grace_expires_at: instant.nullable(),
+    rotation_interval_days: z.number().nullable(),
+    next_rotation_at: instant.nullable(),
+    rotation_webhook_url: z.string().nullable(),
+  })
+  .meta({ id: 'ApiKey' })
+
+export const createdKeySchema = keyObjectSchema
+  .extend({
+    key: z.string().meta({ description: 'The full secret. Shown once; store it now.' }),
+    rotation_webhook_secret: z.string().optional().meta({ description: 'whsec_... for verifying rotation webhooks; shown once.' }),
+  })
+  .meta({ id: 'CreatedApiKey' })
+
+export const rotatedKeySchema = keyObjectSchema
+  .extend({
+    old_key_id: z.string(),
+    new_key_id: z.string(),
+    key: z.string().meta({ description: 'The new secret. Shown once.' }),
+    grace_expires_at: instant.meta({ description: 'Until when the old key keeps working.' }),
+  })
+  .meta({ id: 'RotatedApiKey' })
+
+export const usageSchema = z
+  .object({
+    key_id: z.string(),
+    name: z.string(),
+    created_at: instant,
+    last_used_at: instant.nullable(),
+    days_since_creation: z.number(),
+    days_since_last_use: z.number().nullable(),
+    total_requests: z.number(),
+    key_ids: z.array(z.string()),
+    daily: z.array(z.object({ date: z.string(), requests: z.number() })),
+  })
+  .meta({ id: 'ApiKeyUsage' })
+
+export const deliverySchema = z
+  .object({
+    id: z.string(),
+    key_id: z.string(),
+    new_key_id: z.string().nullable(),
+    event_type: z.string(),
+    url: z.string(),
+    status: z.enum(['pending', 'succeeded', 'failed']),
+    attempts: z.array(z.object({ at: instant, status: z.number().nullable(), error: z.string().nullable(), duration_ms: z.number() })),
+    next_attempt_at: instant.nullable(),
+    created_at: instant,
+    updated_at: instant,
+  })
+  .meta({ id: 'WebhookDelivery' })
+
+export const problemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number(),
+    code: z.string().meta({ example: 'not_found' }),
+    detail: z.string(),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ id: 'Problem' })

@@ -1,0 +1,370 @@
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+import { and, asc, desc, eq, gt, inArray, isNull, lte, or, sql, sum } from 'drizzle-orm'
+import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3'
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
+import {
+  type ApiKeyRecord,
+  type ChangeBatch,
+  type KeyPatch,
+  type KeyStore,
+  type ListKeysQuery,
+  type RotateOutcome,
+  type RotateRequest,
+  StoreUnavailableError,
+  type UsageDay,
+  type UsageIncrement,
+  type WebhookDelivery,
+} from '../../core/types.js'
+import { afterCursor, chunks, latestUsePerKey, statusCondition } from '../conditions.js'
+import * as schema from './schema.js'
+import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
+
+export { schema }
+
+const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.url))
+
+export interface SqliteStoreOptions {
+  /**
+   * A file path (`./keyward.db`, `file:./keyward.db`, `sqlite:./keyward.db`) or `:memory:`.
+   * @default process.env.KEYWARD_DATABASE_URL ?? './keyward.db'
+   */
+  url?: string
+  /** Use this open better-sqlite3 database (or a drizzle instance over one) instead of `url`. */
+  database?: Database.Database | BetterSQLite3Database<Record<string, unknown>>
+  /**
+   * Apply the migrations in drizzle/sqlite when the store opens.
+   * @default true
+   */
+  migrate?: boolean
+}
+
+type Db = BetterSQLite3Database<typeof schema>
+
+/** `sqlite:./x.db` or `file:./x.db` → `./x.db`. */
+export function sqlitePathFromUrl(url: string): string {
+  return url.replace(/^sqlite:(\/\/)?/, '').replace(/^file:(\/\/)?/, '')
+}
+
+/**
+ * Opens (and migrates) an SQLite key store. WAL mode lets readers and the one writer of several
+ * processes work side by side; `busy_timeout` makes a writer wait for the lock instead of failing.
+ */
+export function createSqliteStore(options: SqliteStoreOptions = {}): SqliteStore {
+  let client: Database.Database
+  let owned = false
+  if (options.database !== undefined) {
+    const given = options.database as Database.Database & { $client?: Database.Database }
+    client = given.$client ?? given
+  } else {
+    const url = options.url ?? process.env.KEYWARD_DATABASE_URL ?? './keyward.db'
+    client = new Database(sqlitePathFromUrl(url))
+    owned = true
+  }
+  client.pragma('journal_mode = WAL')
+  client.pragma('busy_timeout = 5000')
+  client.pragma('synchronous = NORMAL')
+  const db = drizzle(client, { schema })
+  if (options.migrate !== false) migrateWithRetry(db)
+  return new SqliteStore(db, client, owned)
+}
+
+/** Two processes opening a new file at once can both try the first migration; the loser retries. */
+function migrateWithRetry(db: Db): void {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      migrate(db, { migrationsFolder: MIGRATIONS })
+      return
+    } catch (error) {
+      if (attempt >= 5) throw error
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50 * attempt)
+    }
+  }
+}
+
+const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|CANTOPEN|IOERR|FULL|PROTOCOL|NOTADB|CORRUPT|READONLY)/
+
+function guard<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work())
+  } catch (error) {
+    const code = (error as { code?: unknown }).code
+    if ((typeof code === 'string' && UNAVAILABLE_CODES.test(code)) || (error instanceof TypeError && /not open/.test(error.message))) {
+      return Promise.reject(new StoreUnavailableError(`SQLite store unavailable: ${(error as Error).message}`, { cause: error }))
+    }
+    return Promise.reject(error)
+  }
+}
+
+export class SqliteStore implements KeyStore {
+  readonly dialect = 'sqlite'
+  readonly #findByHash
+
+  constructor(
+    /** The drizzle instance, for host apps that want to query keyward's tables themselves. */
+    readonly db: Db,
+    private readonly client: Database.Database,
+    private readonly owned: boolean,
+  ) {
+    this.#findByHash = db.select().from(apiKeys).where(eq(apiKeys.keyHash, sql.placeholder('keyHash'))).prepare()
+  }
+
+  insertKey(record: ApiKeyRecord): Promise<void> {
+    return guard(() => {
+      this.db.insert(apiKeys).values(record).run()
+    })
+  }
+
+  findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null> {
+    return guard(() => (this.#findByHash.get({ keyHash }) as ApiKeyRecord | undefined) ?? null)
+  }
+
+  findKey(tenantId: string, id: string): Promise<ApiKeyRecord | null> {
+    return guard(
+      () =>
+        (this.db
+          .select()
+          .from(apiKeys)
+          .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
+          .get() as ApiKeyRecord | undefined) ?? null,
+    )
+  }
+
+  listKeys(query: ListKeysQuery): Promise<ApiKeyRecord[]> {
+    return guard(
+      () =>
+        this.db
+          .select()
+          .from(apiKeys)
+          .where(
+            and(
+              eq(apiKeys.tenantId, query.tenantId),
+              query.projectId !== undefined ? eq(apiKeys.projectId, query.projectId) : undefined,
+              query.environment !== undefined ? eq(apiKeys.environment, query.environment) : undefined,
+              query.status !== undefined ? statusCondition(apiKeys, query.status, query.now) : undefined,
+              query.after !== undefined ? afterCursor(apiKeys, query.after) : undefined,
+            ),
+          )
+          .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
+          .limit(query.limit)
+          .all() as ApiKeyRecord[],
+    )
+  }
+
+  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date): Promise<ApiKeyRecord | null> {
+    return guard(() =>
+      this.db.transaction((tx) => {
+        const row = tx
+          .update(apiKeys)
+          .set({ ...patch, updatedAt: now })
+          .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
+          .returning()
+          .get() as ApiKeyRecord | undefined
+        if (row === undefined) return null
+        tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
+        return row
+      }, { behavior: 'immediate' }),
+    )
+  }
+
+  revokeKey(tenantId: string, id: string, now: Date): Promise<ApiKeyRecord | null> {
+    return guard(() =>
+      this.db.transaction((tx) => {
+        const row = tx
+          .update(apiKeys)
+          .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${now.getTime()})`, updatedAt: now })
+          .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
+          .returning()
+          .get() as ApiKeyRecord | undefined
+        if (row === undefined) return null
+        tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
+        return row
+      }, { behavior: 'immediate' }),
+    )
+  }
+
+  rotateKey(request: RotateRequest): Promise<RotateOutcome> {
+    const { tenantId, oldKeyId, newKey, graceExpiresAt, now, expectedNextRotationAt, delivery } = request
+    return guard(() =>
+      this.db.transaction((tx): RotateOutcome => {
+        // The conditional update is the lock: of two concurrent rotations only one matches.
+        const oldKey = tx
+          .update(apiKeys)
+          .set({ replacedByKeyId: newKey.id, graceExpiresAt, nextRotationAt: null, updatedAt: now })
+          .where(
+            and(
+              eq(apiKeys.tenantId, tenantId),
+              eq(apiKeys.id, oldKeyId),
+              isNull(apiKeys.replacedByKeyId),
+              isNull(apiKeys.revokedAt),
+              expectedNextRotationAt !== undefined ? eq(apiKeys.nextRotationAt, expectedNextRotationAt) : undefined,
+            ),
+          )
+          .returning()
+          .get() as ApiKeyRecord | undefined
+        if (oldKey === undefined) {
+          const current = tx
+            .select()
+            .from(apiKeys)
+            .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, oldKeyId)))
+            .get()
+          if (current === undefined) return { ok: false, reason: 'not_found' }
+          if (current.revokedAt !== null) return { ok: false, reason: 'key_revoked' }
+          if (current.replacedByKeyId !== null) return { ok: false, reason: 'already_rotated' }
+          return { ok: false, reason: 'not_due' }
+        }
+        tx.insert(apiKeys).values(newKey).run()
+        tx.insert(apiKeyChanges).values({ keyHash: oldKey.keyHash, changedAt: now }).run()
+        if (delivery !== undefined) tx.insert(webhookDeliveries).values(delivery).run()
+        return { ok: true, oldKey, newKey }
+      }, { behavior: 'immediate' }),
+    )
+  }
+
+  recordUsage(increments: UsageIncrement[]): Promise<void> {
+    if (increments.length === 0) return Promise.resolve()
+    return guard(() =>
+      this.db.transaction((tx) => {
+        for (const part of chunks(increments, 300)) {
+          tx.insert(apiKeyUsage)
+            .values(part.map((u) => ({ keyId: u.keyId, day: u.day, requestCount: u.count })))
+            .onConflictDoUpdate({
+              target: [apiKeyUsage.keyId, apiKeyUsage.day],
+              set: { requestCount: sql`${apiKeyUsage.requestCount} + excluded.request_count` },
+            })
+            .run()
+        }
+        const latest = [...latestUsePerKey(increments)]
+        for (const part of chunks(latest, 300)) {
+          const values = sql.join(
+            part.map(([keyId, at]) => sql`(${keyId}, ${at.getTime()})`),
+            sql`, `,
+          )
+          // last_used_at only moves forward, whatever order flushes from several processes land in.
+          tx.run(sql`update api_keys set last_used_at = max(coalesce(api_keys.last_used_at, 0), v.column2)
+            from (values ${values}) as v where api_keys.id = v.column1`)
+        }
+      }, { behavior: 'immediate' }),
+    )
+  }
+
+  usageByDay(keyIds: string[], fromDay: string): Promise<UsageDay[]> {
+    if (keyIds.length === 0) return Promise.resolve([])
+    return guard(() =>
+      this.db
+        .select({ day: apiKeyUsage.day, count: sum(apiKeyUsage.requestCount).mapWith(Number) })
+        .from(apiKeyUsage)
+        .where(and(inArray(apiKeyUsage.keyId, keyIds), sql`${apiKeyUsage.day} >= ${fromDay}`))
+        .groupBy(apiKeyUsage.day)
+        .orderBy(asc(apiKeyUsage.day))
+        .all(),
+    )
+  }
+
+  totalRequests(keyIds: string[]): Promise<number> {
+    if (keyIds.length === 0) return Promise.resolve(0)
+    return guard(() => {
+      const row = this.db
+        .select({ total: sum(apiKeyUsage.requestCount).mapWith(Number) })
+        .from(apiKeyUsage)
+        .where(inArray(apiKeyUsage.keyId, keyIds))
+        .get()
+      return row?.total ?? 0
+    })
+  }
+
+  latestChangeSeq(): Promise<number> {
+    return guard(() => this.db.select({ seq: sql<number | null>`max(${apiKeyChanges.seq})` }).from(apiKeyChanges).get()?.seq ?? 0)
+  }
+
+  readChanges(afterSeq: number, limit: number): Promise<ChangeBatch> {
+    return guard(() => {
+      const rows = this.db
+        .select({ seq: apiKeyChanges.seq, keyHash: apiKeyChanges.keyHash })
+        .from(apiKeyChanges)
+        .where(gt(apiKeyChanges.seq, afterSeq))
+        .orderBy(asc(apiKeyChanges.seq))
+        .limit(limit)
+        .all()
+      return { seq: rows.at(-1)?.seq ?? afterSeq, keyHashes: rows.map((row) => row.keyHash) }
+    })
+  }
+
+  pruneChanges(before: Date): Promise<void> {
+    return guard(() => {
+      this.db.delete(apiKeyChanges).where(lte(apiKeyChanges.changedAt, before)).run()
+    })
+  }
+
+  findDueRotations(now: Date, limit: number): Promise<ApiKeyRecord[]> {
+    return guard(
+      () =>
+        this.db
+          .select()
+          .from(apiKeys)
+          .where(and(lte(apiKeys.nextRotationAt, now), isNull(apiKeys.revokedAt), isNull(apiKeys.replacedByKeyId)))
+          .orderBy(asc(apiKeys.nextRotationAt))
+          .limit(limit)
+          .all() as ApiKeyRecord[],
+    )
+  }
+
+  claimDeliveries(now: Date, lockUntil: Date, limit: number): Promise<WebhookDelivery[]> {
+    return guard(() =>
+      this.db.transaction((tx) => {
+        const due = tx
+          .select({ id: webhookDeliveries.id })
+          .from(webhookDeliveries)
+          .where(
+            and(
+              eq(webhookDeliveries.status, 'pending'),
+              lte(webhookDeliveries.nextAttemptAt, now),
+              or(isNull(webhookDeliveries.lockedUntil), lte(webhookDeliveries.lockedUntil, now)),
+            ),
+          )
+          .orderBy(asc(webhookDeliveries.nextAttemptAt))
+          .limit(limit)
+          .all()
+        if (due.length === 0) return []
+        return tx
+          .update(webhookDeliveries)
+          .set({ lockedUntil: lockUntil })
+          .where(
+            and(
+              inArray(
+                webhookDeliveries.id,
+                due.map((row) => row.id),
+              ),
+              or(isNull(webhookDeliveries.lockedUntil), lte(webhookDeliveries.lockedUntil, now)),
+            ),
+          )
+          .returning()
+          .all() as WebhookDelivery[]
+      }, { behavior: 'immediate' }),
+    )
+  }
+
+  saveDelivery(delivery: WebhookDelivery): Promise<void> {
+    return guard(() => {
+      const { id, ...rest } = delivery
+      this.db.update(webhookDeliveries).set(rest).where(eq(webhookDeliveries.id, id)).run()
+    })
+  }
+
+  listDeliveries(tenantId: string, keyIds: string[]): Promise<WebhookDelivery[]> {
+    if (keyIds.length === 0) return Promise.resolve([])
+    return guard(
+      () =>
+        this.db
+          .select()
+          .from(webhookDeliveries)
+          .where(and(eq(webhookDeliveries.tenantId, tenantId), inArray(webhookDeliveries.keyId, keyIds)))
+          .orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id))
+          .all() as WebhookDelivery[],
+    )
+  }
+
+  async close(): Promise<void> {
+    if (this.owned && this.client.open) this.client.close()
+  }
+}

@@ -1,0 +1,354 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { statusOf } from '../../src/core/decide.js'
+import { generateKey, hashKey, newId } from '../../src/core/key-format.js'
+import type { ApiKeyRecord, KeyStatus, KeyStore, WebhookDelivery } from '../../src/core/types.js'
+
+/**
+ * One behaviour suite for every store (drizzle-orm's `tests()` habit): the SQLite and PostgreSQL
+ * stores both run it, so they cannot drift apart.
+ */
+export interface StoreFixture {
+  /** The store under test, on a fresh, empty, migrated database. */
+  store: KeyStore
+  /** Opens a second, independent connection to the same database (another process's view). */
+  openAnother(): Promise<KeyStore>
+}
+
+const T0 = new Date('2026-03-01T12:00:00.000Z')
+const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000)
+
+export function makeRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  const generated = generateKey('sk', overrides.environment ?? 'live')
+  return {
+    id: newId('key'),
+    tenantId: 'tenant_a',
+    projectId: null,
+    name: 'a key',
+    environment: 'live',
+    scopes: [],
+    metadata: {},
+    keyHash: hashKey(generated.key),
+    keyPrefix: generated.keyPrefix,
+    keySuffix: generated.keySuffix,
+    createdAt: T0,
+    updatedAt: T0,
+    lastUsedAt: null,
+    expiresAt: null,
+    revokedAt: null,
+    replacedByKeyId: null,
+    rotatedFromKeyId: null,
+    graceExpiresAt: null,
+    rotationIntervalDays: null,
+    nextRotationAt: null,
+    rotationWebhookUrl: null,
+    rotationWebhookSecret: null,
+    ...overrides,
+  }
+}
+
+function makeDelivery(keyId: string, overrides: Partial<WebhookDelivery> = {}): WebhookDelivery {
+  return {
+    id: newId('msg'),
+    tenantId: 'tenant_a',
+    keyId,
+    newKeyId: null,
+    eventType: 'api_key.rotated',
+    url: 'http://127.0.0.1:9/hook',
+    payload: '{"a":1}',
+    status: 'pending',
+    attempts: [],
+    nextAttemptAt: T0,
+    lockedUntil: null,
+    createdAt: T0,
+    updatedAt: T0,
+    ...overrides,
+  }
+}
+
+export function describeStoreContract(name: string, open: () => Promise<StoreFixture>): void {
+  describe(`store contract: ${name}`, () => {
+    let fixture: StoreFixture
+    let store: KeyStore
+    const extra: KeyStore[] = []
+
+    beforeEach(async () => {
+      fixture = await open()
+      store = fixture.store
+    })
+    afterEach(async () => {
+      for (const other of extra.splice(0)) await other.close()
+      await store.close()
+    })
+    const another = async () => {
+      const other = await fixture.openAnother()
+      extra.push(other)
+      return other
+    }
+
+    it('stores a key and finds it by hash and by tenant and id, with every field intact', async () => {
+      const record = makeRecord({
+        projectId: 'proj_1',
+        scopes: ['orders:read', 'orders:write'],
+        metadata: { team: 'billing', nested: { n: 1, list: [1, 'two'] } },
+        expiresAt: at(3600),
+        rotationIntervalDays: 30,
+        nextRotationAt: at(30 * 86400),
+        rotationWebhookUrl: 'https://example.test/hook',
+        rotationWebhookSecret: 'whsec_abc',
+      })
+      await store.insertKey(record)
+      expect(await store.findKeyByHash(record.keyHash)).toEqual(record)
+      expect(await store.findKey('tenant_a', record.id)).toEqual(record)
+    })
+
+    it('finds nothing for an unknown hash, and nothing for another tenant asking by id', async () => {
+      const record = makeRecord()
+      await store.insertKey(record)
+      expect(await store.findKeyByHash('0'.repeat(64))).toBeNull()
+      expect(await store.findKey('tenant_b', record.id)).toBeNull()
+    })
+
+    it('rejects a second key with the same hash', async () => {
+      const record = makeRecord()
+      await store.insertKey(record)
+      await expect(store.insertKey({ ...record, id: newId('key') })).rejects.toThrow()
+      expect(await store.findKey('tenant_a', record.id)).toEqual(record)
+    })
+
+    it('lists a tenant’s keys newest first, page by page, without gaps or repeats', async () => {
+      const ids: string[] = []
+      for (let i = 0; i < 7; i++) {
+        // Two keys share each creation instant, so the id tie-break is exercised.
+        const record = makeRecord({ createdAt: at(Math.floor(i / 2)), updatedAt: at(Math.floor(i / 2)) })
+        await store.insertKey(record)
+        ids.push(record.id)
+      }
+      await store.insertKey(makeRecord({ tenantId: 'tenant_b' }))
+      const seen: string[] = []
+      let after: { createdAt: Date; id: string } | undefined
+      for (;;) {
+        const page = await store.listKeys({ tenantId: 'tenant_a', now: at(10), limit: 3, after })
+        seen.push(...page.map((row) => row.id))
+        const last = page.at(-1)
+        if (page.length < 3 || last === undefined) break
+        after = { createdAt: last.createdAt, id: last.id }
+      }
+      expect(seen).toHaveLength(7)
+      expect(new Set(seen)).toEqual(new Set(ids))
+      const all = await store.listKeys({ tenantId: 'tenant_a', now: at(10), limit: 100 })
+      expect(all.map((row) => row.id)).toEqual(seen)
+      for (let i = 1; i < all.length; i++) {
+        const [prev, cur] = [all[i - 1] as ApiKeyRecord, all[i] as ApiKeyRecord]
+        expect(prev.createdAt.getTime() > cur.createdAt.getTime() || (prev.createdAt.getTime() === cur.createdAt.getTime() && prev.id > cur.id)).toBe(true)
+      }
+    })
+
+    it('filters by project and environment', async () => {
+      await store.insertKey(makeRecord({ projectId: 'p1', environment: 'live' }))
+      await store.insertKey(makeRecord({ projectId: 'p1', environment: 'test' }))
+      await store.insertKey(makeRecord({ projectId: 'p2', environment: 'live' }))
+      expect(await store.listKeys({ tenantId: 'tenant_a', projectId: 'p1', now: T0, limit: 10 })).toHaveLength(2)
+      expect(await store.listKeys({ tenantId: 'tenant_a', environment: 'test', now: T0, limit: 10 })).toHaveLength(1)
+      expect(await store.listKeys({ tenantId: 'tenant_a', projectId: 'p2', environment: 'test', now: T0, limit: 10 })).toHaveLength(0)
+    })
+
+    it('filters by derived status exactly as statusOf derives it', async () => {
+      const now = at(100)
+      const rows = [
+        makeRecord(),
+        makeRecord({ revokedAt: at(1) }),
+        makeRecord({ expiresAt: at(50) }),
+        makeRecord({ expiresAt: at(100) }),
+        makeRecord({ expiresAt: at(200) }),
+        makeRecord({ replacedByKeyId: 'key_x', graceExpiresAt: at(500) }),
+        makeRecord({ replacedByKeyId: 'key_y', graceExpiresAt: at(100) }),
+        makeRecord({ replacedByKeyId: 'key_z', graceExpiresAt: at(50), revokedAt: at(60) }),
+      ]
+      for (const row of rows) await store.insertKey(row)
+      for (const status of ['active', 'expired', 'revoked', 'rotating', 'rotated'] as KeyStatus[]) {
+        const listed = await store.listKeys({ tenantId: 'tenant_a', status, now, limit: 100 })
+        const expected = rows.filter((row) => statusOf(row, now) === status).map((row) => row.id)
+        expect(listed.map((row) => row.id).sort(), status).toEqual(expected.sort())
+        expect(expected.length, `fixture has a ${status} key`).toBeGreaterThan(0)
+      }
+    })
+
+    it('updates only the named fields, within the tenant, and logs the change', async () => {
+      const record = makeRecord({ scopes: ['a'], metadata: { k: 1 }, expiresAt: at(999) })
+      await store.insertKey(record)
+      const before = await store.latestChangeSeq()
+      expect(await store.updateKey('tenant_b', record.id, { name: 'stolen' }, at(5))).toBeNull()
+      const updated = await store.updateKey('tenant_a', record.id, { name: 'renamed', expiresAt: null }, at(5))
+      expect(updated).toEqual({ ...record, name: 'renamed', expiresAt: null, updatedAt: at(5) })
+      const changes = await store.readChanges(before, 100)
+      expect(changes.keyHashes).toEqual([record.keyHash])
+      expect(changes.seq).toBeGreaterThan(before)
+    })
+
+    it('revokes idempotently: the first revoked_at stays, and each revoke is logged', async () => {
+      const record = makeRecord()
+      await store.insertKey(record)
+      const first = await store.revokeKey('tenant_a', record.id, at(10))
+      const second = await store.revokeKey('tenant_a', record.id, at(20))
+      expect(first?.revokedAt).toEqual(at(10))
+      expect(second?.revokedAt).toEqual(at(10))
+      expect(await store.revokeKey('tenant_b', record.id, at(30))).toBeNull()
+      expect((await store.findKeyByHash(record.keyHash))?.revokedAt).toEqual(at(10))
+    })
+
+    it('rotates atomically: the old key points to the new one, which is stored', async () => {
+      const old = makeRecord({ scopes: ['x'] })
+      await store.insertKey(old)
+      const replacement = makeRecord({ scopes: ['x'], rotatedFromKeyId: old.id, createdAt: at(5), updatedAt: at(5) })
+      const before = await store.latestChangeSeq()
+      const outcome = await store.rotateKey({ tenantId: 'tenant_a', oldKeyId: old.id, newKey: replacement, graceExpiresAt: at(65), now: at(5) })
+      expect(outcome.ok).toBe(true)
+      const stored = await store.findKey('tenant_a', old.id)
+      expect(stored?.replacedByKeyId).toBe(replacement.id)
+      expect(stored?.graceExpiresAt).toEqual(at(65))
+      expect(await store.findKeyByHash(replacement.keyHash)).toEqual(replacement)
+      expect((await store.readChanges(before, 10)).keyHashes).toContain(old.keyHash)
+    })
+
+    it('lets exactly one of many concurrent rotations of a key win, across connections', async () => {
+      const old = makeRecord()
+      await store.insertKey(old)
+      const other = await another()
+      const attempts = Array.from({ length: 6 }, (_, i) =>
+        (i % 2 === 0 ? store : other).rotateKey({
+          tenantId: 'tenant_a',
+          oldKeyId: old.id,
+          newKey: makeRecord({ rotatedFromKeyId: old.id }),
+          graceExpiresAt: at(60),
+          now: at(1),
+        }),
+      )
+      const outcomes = await Promise.all(attempts)
+      expect(outcomes.filter((outcome) => outcome.ok)).toHaveLength(1)
+      expect(outcomes.filter((outcome) => !outcome.ok).map((outcome) => !outcome.ok && outcome.reason)).toEqual(Array(5).fill('already_rotated'))
+      const successors = (await store.listKeys({ tenantId: 'tenant_a', now: at(2), limit: 100 })).filter((row) => row.rotatedFromKeyId === old.id)
+      expect(successors).toHaveLength(1)
+    })
+
+    it('refuses to rotate a revoked key, an unknown key or another tenant’s key', async () => {
+      const revoked = makeRecord({ revokedAt: at(1) })
+      await store.insertKey(revoked)
+      const request = (oldKeyId: string, tenantId = 'tenant_a') => ({ tenantId, oldKeyId, newKey: makeRecord(), graceExpiresAt: at(60), now: at(2) })
+      expect(await store.rotateKey(request(revoked.id))).toEqual({ ok: false, reason: 'key_revoked' })
+      expect(await store.rotateKey(request('key_nope'))).toEqual({ ok: false, reason: 'not_found' })
+      const mine = makeRecord()
+      await store.insertKey(mine)
+      expect(await store.rotateKey(request(mine.id, 'tenant_b'))).toEqual({ ok: false, reason: 'not_found' })
+      expect((await store.listKeys({ tenantId: 'tenant_a', now: at(3), limit: 10 })).length).toBe(2)
+    })
+
+    it('rotates a scheduled key only at the due time it was read with, and records the delivery with it', async () => {
+      const due = makeRecord({ rotationIntervalDays: 7, nextRotationAt: at(10), rotationWebhookUrl: 'http://x.test/h', rotationWebhookSecret: 'whsec_x' })
+      await store.insertKey(due)
+      expect((await store.findDueRotations(at(9), 10)).map((row) => row.id)).toEqual([])
+      expect((await store.findDueRotations(at(10), 10)).map((row) => row.id)).toEqual([due.id])
+      const stale = await store.rotateKey({
+        tenantId: 'tenant_a', oldKeyId: due.id, newKey: makeRecord(), graceExpiresAt: at(70), now: at(11), expectedNextRotationAt: at(9),
+      })
+      expect(stale).toEqual({ ok: false, reason: 'not_due' })
+      const delivery = makeDelivery(due.id)
+      const newKey = makeRecord({ rotatedFromKeyId: due.id })
+      const rotated = await store.rotateKey({
+        tenantId: 'tenant_a', oldKeyId: due.id, newKey, graceExpiresAt: at(70), now: at(11), expectedNextRotationAt: at(10), delivery,
+      })
+      expect(rotated.ok).toBe(true)
+      expect((await store.findKey('tenant_a', due.id))?.nextRotationAt).toBeNull()
+      expect(await store.findDueRotations(at(11), 10)).toEqual([])
+      expect(await store.listDeliveries('tenant_a', [due.id])).toEqual([delivery])
+    })
+
+    it('adds usage counts exactly, from several connections, and moves last_used_at only forward', async () => {
+      const a = makeRecord()
+      const b = makeRecord()
+      await store.insertKey(a)
+      await store.insertKey(b)
+      const other = await another()
+      await Promise.all([
+        store.recordUsage([{ keyId: a.id, day: '2026-03-01', count: 5, lastUsedAt: at(50) }]),
+        other.recordUsage([
+          { keyId: a.id, day: '2026-03-01', count: 7, lastUsedAt: at(20) },
+          { keyId: b.id, day: '2026-03-01', count: 1, lastUsedAt: at(30) },
+        ]),
+      ])
+      await store.recordUsage([
+        { keyId: a.id, day: '2026-03-02', count: 3, lastUsedAt: at(40) },
+        { keyId: a.id, day: '2026-03-01', count: 1, lastUsedAt: at(10) },
+      ])
+      expect(await store.totalRequests([a.id])).toBe(16)
+      expect(await store.totalRequests([a.id, b.id])).toBe(17)
+      expect(await store.totalRequests([])).toBe(0)
+      expect(await store.usageByDay([a.id], '2026-03-01')).toEqual([
+        { day: '2026-03-01', count: 13 },
+        { day: '2026-03-02', count: 3 },
+      ])
+      expect(await store.usageByDay([a.id, b.id], '2026-03-02')).toEqual([{ day: '2026-03-02', count: 3 }])
+      expect((await store.findKey('tenant_a', a.id))?.lastUsedAt).toEqual(at(50))
+      expect((await store.findKey('tenant_a', b.id))?.lastUsedAt).toEqual(at(30))
+    })
+
+    it('records a large usage batch (more rows than one statement takes)', async () => {
+      const keys = Array.from({ length: 700 }, () => makeRecord())
+      for (const key of keys) await store.insertKey(key)
+      await store.recordUsage(keys.map((key, i) => ({ keyId: key.id, day: '2026-03-01', count: i + 1, lastUsedAt: at(i) })))
+      expect(await store.totalRequests(keys.map((key) => key.id))).toBe((700 * 701) / 2)
+      expect((await store.findKey('tenant_a', (keys[699] as ApiKeyRecord).id))?.lastUsedAt).toEqual(at(699))
+    })
+
+    it('serves the change log in order from any position and prunes old entries', async () => {
+      const start = await store.latestChangeSeq()
+      const keys = [makeRecord(), makeRecord(), makeRecord()]
+      for (const key of keys) await store.insertKey(key)
+      await store.revokeKey('tenant_a', (keys[0] as ApiKeyRecord).id, at(1))
+      await store.updateKey('tenant_a', (keys[1] as ApiKeyRecord).id, { name: 'n' }, at(2))
+      await store.revokeKey('tenant_a', (keys[2] as ApiKeyRecord).id, at(3))
+      const all = await store.readChanges(start, 100)
+      expect(all.keyHashes).toEqual(keys.map((key) => key.keyHash))
+      expect(await store.latestChangeSeq()).toBe(all.seq)
+      const firstTwo = await store.readChanges(start, 2)
+      const rest = await store.readChanges(firstTwo.seq, 100)
+      expect([...firstTwo.keyHashes, ...rest.keyHashes]).toEqual(all.keyHashes)
+      expect(await store.readChanges(all.seq, 100)).toEqual({ seq: all.seq, keyHashes: [] })
+      await store.pruneChanges(at(2))
+      expect((await store.readChanges(start, 100)).keyHashes).toEqual([(keys[2] as ApiKeyRecord).keyHash])
+    })
+
+    it('hands each due delivery to one claimant only, and saves attempts', async () => {
+      const key = makeRecord()
+      await store.insertKey(key)
+      const deliveries = Array.from({ length: 6 }, (_, i) => makeDelivery(key.id, { nextAttemptAt: at(i) }))
+      // Deliveries reach the store through rotateKey; insert them via rotations of throwaway keys.
+      for (const delivery of deliveries) {
+        const old = makeRecord()
+        await store.insertKey(old)
+        const outcome = await store.rotateKey({ tenantId: 'tenant_a', oldKeyId: old.id, newKey: makeRecord(), graceExpiresAt: at(1), now: at(0), delivery })
+        expect(outcome.ok).toBe(true)
+      }
+      const other = await another()
+      const [mine, theirs] = await Promise.all([store.claimDeliveries(at(10), at(40), 4), other.claimDeliveries(at(10), at(40), 4)])
+      const claimed = [...mine, ...theirs].map((delivery) => delivery.id)
+      expect(claimed).toHaveLength(6)
+      expect(new Set(claimed).size).toBe(6)
+      expect(await store.claimDeliveries(at(20), at(50), 10)).toEqual([])
+      const first = mine[0] as WebhookDelivery
+      await store.saveDelivery({
+        ...first,
+        status: 'failed',
+        payload: null,
+        attempts: [{ at: at(11).toISOString(), status: 500, error: 'HTTP 500', durationMs: 3 }],
+        nextAttemptAt: null,
+        lockedUntil: null,
+        updatedAt: at(11),
+      })
+      const listed = (await store.listDeliveries('tenant_a', [key.id])).find((delivery) => delivery.id === first.id)
+      expect(listed).toMatchObject({ status: 'failed', payload: null, attempts: [{ status: 500, error: 'HTTP 500', durationMs: 3 }] })
+      expect(await store.listDeliveries('tenant_b', [key.id])).toEqual([])
+      // Lock expired, still pending: claimable again.
+      expect((await store.claimDeliveries(at(41), at(80), 10)).length).toBe(5)
+    })
+  })
+}
