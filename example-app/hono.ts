@@ -1,0 +1,50 @@
+import { pathToFileURL } from 'node:url'
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
+import { z } from 'zod'
+import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
+import { type Keyward, keyward } from '../src/index.js'
+import { bootstrapDemoTenants, DemoOrders } from './bootstrap.js'
+
+/**
+ * The example API: a small orders service behind `apiKeyAuth()`, with tenants managing their own
+ * keys under /api-keys. Exported so tests (and the browser test) can start it on any port.
+ */
+export function createExampleApp(kw: Keyward) {
+  const orders = new DemoOrders()
+  const app = new Hono()
+
+  app.get('/', (c) => c.json({ service: 'keyward example', docs: '/reference', keys: '/api-keys' }))
+  app.route('/api-keys', createKeysRouter({ keyward: kw }))
+
+  app.use('/v1/*', apiKeyAuth({ keyward: kw }))
+  app.get('/v1/whoami', (c) => c.json(c.var.apiKey))
+  app.get('/v1/orders', requireScopes('orders:read'), (c) => c.json(orders.list(c.var.apiKey.tenantId)))
+  app.post('/v1/orders', requireScopes('orders:write'), async (c) => {
+    const body = z.object({ item: z.string().min(1).max(200) }).safeParse(await c.req.json().catch(() => null))
+    if (!body.success) return c.json({ code: 'validation_error', detail: 'Send {"item": "..."}' }, 400)
+    return c.json(orders.add(c.var.apiKey.tenantId, body.data.item, c.var.apiKey.id), 201)
+  })
+  return app
+}
+
+/** Starts the example on PORT (default 3000) and KEYWARD_DATABASE_URL (default ./keyward.db). */
+export async function main(): Promise<void> {
+  const port = Number(process.env.PORT ?? 3000)
+  const kw = keyward()
+  const app = createExampleApp(kw)
+  await kw.ready()
+  const server = serve({ fetch: app.fetch, port, hostname: process.env.HOST ?? '127.0.0.1' }, (info) => {
+    console.log(`keyward example (Hono) listening on http://127.0.0.1:${info.port}`)
+  })
+  await bootstrapDemoTenants(kw, `http://127.0.0.1:${port}`)
+  const stop = () => {
+    server.close()
+    // close() writes buffered usage before the process ends.
+    void kw.close().then(() => process.exit(0))
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main()
