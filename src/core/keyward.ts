@@ -610,10 +610,11 @@ export class Keyward {
     if (!days.success) return fail('validation_error', 'The request has invalid fields.', [{ field: 'days', message: 'must be a whole number from 1 to 90' }])
     const dayCount = days.data ?? 30
     return this.#guard(async (store) => {
+      // This process's buffer is written first, so a single instance reads its own counts (and
+      // last use) exactly.
+      await this.#usage?.flush()
       const record = await this.#findVisible(store, actor, id)
       if (record === null) return fail('not_found')
-      // This process's buffer is written first, so a single instance reads its own counts exactly.
-      await this.#usage?.flush()
       const chain = [record]
       if (input.includePredecessors) {
         let previous = record.rotatedFromKeyId
@@ -759,7 +760,9 @@ export class Keyward {
     } else {
       try {
         const body = openPayload(delivery.payload, this.#pepper)
-        const timestamp = Math.floor(attemptAt.getTime() / 1000)
+        // The receiver checks this against its own wall clock (replay tolerance), so it is real
+        // time, not the injected business clock.
+        const timestamp = Math.floor(Date.now() / 1000)
         const response = await this.#fetch(delivery.url, {
           method: 'POST',
           headers: webhookHeaders(secret, delivery.id, timestamp, body),

@@ -23,6 +23,7 @@ import {
   usageSchema,
 } from '../http/schemas.js'
 import { defaultKeyward } from '../index.js'
+import { DEFAULT_OPENAPI_INFO, KEYS_TAG, routerOpenApiDocument } from './openapi-document.js'
 
 /**
  * What the Express adapter (or any other bridge) passes in `env` when it has already resolved
@@ -48,7 +49,8 @@ export interface KeysRouterOptions extends KeyExtractionOptions {
    */
   apiKeys?: boolean
   /**
-   * Serve the OpenAPI 3.1 document at `GET <mount>/openapi.json` (without authentication).
+   * Serve the OpenAPI 3.1 document at `GET <mount>/openapi.json` (without authentication), its
+   * paths under the mount point. For a document to merge into the host's, see `keysOpenApiDocument`.
    * @default true
    */
   openapi?: boolean
@@ -70,12 +72,15 @@ const errorResponses = {
 } as const
 
 const security: Record<string, string[]>[] = [{ ApiKeyHeader: [] }, { Bearer: [] }]
+const tags = [KEYS_TAG]
 
 const routes = {
   create: createRoute({
     method: 'post',
     path: '/',
+    operationId: 'createApiKey',
     summary: 'Create an API key',
+    tags,
     description: 'Returns the key object and, once only, the full secret in `key`.',
     security,
     request: { body: { content: { 'application/json': { schema: createKeyBody } }, required: true } },
@@ -90,7 +95,9 @@ const routes = {
   list: createRoute({
     method: 'get',
     path: '/',
+    operationId: 'listApiKeys',
     summary: 'List API keys',
+    tags,
     description: 'The caller’s tenant’s keys, newest first. The next page is in `Link: <...>; rel="next"`.',
     security,
     request: { query: listKeysQuery },
@@ -99,7 +106,9 @@ const routes = {
   get: createRoute({
     method: 'get',
     path: '/{id}',
+    operationId: 'getApiKey',
     summary: 'Get an API key',
+    tags,
     security,
     request: { params: keyIdParam },
     responses: { 200: { description: 'The key', content: { 'application/json': { schema: keyObjectSchema } } }, ...errorResponses },
@@ -107,7 +116,9 @@ const routes = {
   update: createRoute({
     method: 'patch',
     path: '/{id}',
+    operationId: 'updateApiKey',
     summary: 'Rename or change an API key',
+    tags,
     security,
     request: { params: keyIdParam, body: { content: { 'application/json': { schema: updateKeyBody } }, required: true } },
     responses: {
@@ -120,7 +131,9 @@ const routes = {
   revoke: createRoute({
     method: 'delete',
     path: '/{id}',
+    operationId: 'revokeApiKey',
     summary: 'Revoke an API key',
+    tags,
     description: 'The key is rejected from the next request on. Revoking twice is not an error.',
     security,
     request: { params: keyIdParam },
@@ -129,7 +142,9 @@ const routes = {
   rotate: createRoute({
     method: 'post',
     path: '/{id}/rotate',
+    operationId: 'rotateApiKey',
     summary: 'Rotate an API key',
+    tags,
     description: 'Issues a replacement that inherits everything but the secret; the old key works until `grace_expires_at`.',
     security,
     request: { params: keyIdParam, body: { content: { 'application/json': { schema: rotateKeyBody } }, required: false } },
@@ -142,7 +157,9 @@ const routes = {
   usage: createRoute({
     method: 'get',
     path: '/{id}/usage',
+    operationId: 'getApiKeyUsage',
     summary: 'Usage statistics of an API key',
+    tags,
     security,
     request: { params: keyIdParam, query: usageQuery },
     responses: { 200: { description: 'Usage', content: { 'application/json': { schema: usageSchema } } }, ...errorResponses },
@@ -150,7 +167,9 @@ const routes = {
   deliveries: createRoute({
     method: 'get',
     path: '/{id}/webhook-deliveries',
+    operationId: 'listApiKeyWebhookDeliveries',
     summary: 'Rotation webhook deliveries of an API key',
+    tags,
     description: 'Attempts and outcomes of the webhooks sent for scheduled rotations of this key.',
     security,
     request: { params: keyIdParam },
@@ -182,10 +201,14 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     },
   })
 
+  // Registered even with `openapi: false`: a host OpenAPIHono that mounts this router copies the
+  // registry into its own document, and the routes' `security` must resolve there.
+  app.openAPIRegistry.registerComponent('securitySchemes', 'ApiKeyHeader', { type: 'apiKey', in: 'header', name: options.header ?? 'X-API-Key' })
+  app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer' })
   if (options.openapi !== false) {
-    app.openAPIRegistry.registerComponent('securitySchemes', 'ApiKeyHeader', { type: 'apiKey', in: 'header', name: options.header ?? 'X-API-Key' })
-    app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer' })
-    app.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'keyward API keys', version: '1' } })
+    // Paths carry the mount point read from the request (`/api-keys/openapi.json` → `/api-keys`), so
+    // a client reading the document calls `/api-keys/{id}`, not `/{id}` at the host's root.
+    app.get('/openapi.json', (c) => c.json(routerOpenApiDocument(app, c.req.path.slice(0, -'/openapi.json'.length) || '/', DEFAULT_OPENAPI_INFO)))
   }
 
   app.use('*', async (c, next) => {

@@ -1,0 +1,91 @@
+import { sql } from 'drizzle-orm'
+import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
+import type { DeliveryAttempt, Environment, Metadata } from '../../core/types.js'
+
+/**
+ * The PostgreSQL schema. Table and column names are the same as in ../sqlite/schema.ts; instants
+ * are `timestamp with time zone` at millisecond precision (what a JS `Date` holds), JSON is
+ * `jsonb`. Migrations are generated from this file by drizzle-kit into drizzle/postgres and only
+ * ever add.
+ */
+const instant = (name: string) => timestamp(name, { withTimezone: true, precision: 3, mode: 'date' })
+
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    projectId: text('project_id'),
+    name: text('name').notNull(),
+    environment: text('environment').$type<Environment>().notNull(),
+    scopes: jsonb('scopes').$type<string[]>().notNull(),
+    metadata: jsonb('metadata').$type<Metadata>().notNull(),
+    keyHash: text('key_hash').notNull(),
+    keyPrefix: text('key_prefix').notNull(),
+    keySuffix: text('key_suffix').notNull(),
+    createdAt: instant('created_at').notNull(),
+    updatedAt: instant('updated_at').notNull(),
+    lastUsedAt: instant('last_used_at'),
+    expiresAt: instant('expires_at'),
+    revokedAt: instant('revoked_at'),
+    replacedByKeyId: text('replaced_by_key_id'),
+    rotatedFromKeyId: text('rotated_from_key_id'),
+    graceExpiresAt: instant('grace_expires_at'),
+    rotationIntervalDays: integer('rotation_interval_days'),
+    nextRotationAt: instant('next_rotation_at'),
+    rotationWebhookUrl: text('rotation_webhook_url'),
+    rotationWebhookSecret: text('rotation_webhook_secret'),
+  },
+  (table) => [
+    uniqueIndex('api_keys_key_hash_idx').on(table.keyHash),
+    // Pages are ordered by id byte-wise (as in SQLite), whatever the database's collation; the
+    // index holds the same expression so a page is an index range scan.
+    index('api_keys_tenant_created_idx').on(table.tenantId, table.createdAt, sql`${table.id} collate "C"`),
+    index('api_keys_next_rotation_idx').on(table.nextRotationAt),
+  ],
+)
+
+/** Requests per key per UTC day; written only by the bulk usage flush. */
+export const apiKeyUsage = pgTable(
+  'api_key_usage',
+  {
+    keyId: text('key_id').notNull(),
+    day: text('day').notNull(),
+    requestCount: bigint('request_count', { mode: 'number' }).notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.keyId, table.day] })],
+)
+
+/** The change log other processes read (on a NOTIFY, or every poll) to evict their caches. */
+export const apiKeyChanges = pgTable(
+  'api_key_changes',
+  {
+    seq: bigint('seq', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    keyHash: text('key_hash').notNull(),
+    changedAt: instant('changed_at').notNull(),
+  },
+  (table) => [index('api_key_changes_changed_at_idx').on(table.changedAt)],
+)
+
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    keyId: text('key_id').notNull(),
+    newKeyId: text('new_key_id'),
+    eventType: text('event_type').notNull(),
+    url: text('url').notNull(),
+    payload: text('payload'),
+    status: text('status').$type<'pending' | 'succeeded' | 'failed'>().notNull(),
+    attempts: jsonb('attempts').$type<DeliveryAttempt[]>().notNull(),
+    nextAttemptAt: instant('next_attempt_at'),
+    lockedUntil: instant('locked_until'),
+    createdAt: instant('created_at').notNull(),
+    updatedAt: instant('updated_at').notNull(),
+  },
+  (table) => [
+    index('webhook_deliveries_due_idx').on(table.status, table.nextAttemptAt),
+    index('webhook_deliveries_key_idx').on(table.tenantId, table.keyId),
+  ],
+)

@@ -1,0 +1,167 @@
+import { describe, expect, it } from 'vitest'
+import { Keyward, type KeywardOptions } from '../src/core/keyward.js'
+import { StoreUnavailableError } from '../src/core/types.js'
+import { createSqliteStore } from '../src/store/sqlite/index.js'
+import { TestClock } from './helpers/clock.js'
+import { instrument } from './helpers/instrumented-store.js'
+import { tempSqlitePath } from './helpers/sqlite.js'
+
+const tenant = { tenantId: 'acme' }
+
+async function setup(options: Partial<KeywardOptions> = {}) {
+  const clock = new TestClock()
+  const store = instrument(createSqliteStore({ url: tempSqlitePath() }))
+  const kw = new Keyward({ store, now: clock.now, usage: false, ...options })
+  await kw.ready()
+  const created = await kw.createKey(tenant, { name: 'k', scopes: ['orders:read'] })
+  if (!created.ok) throw new Error(created.error.detail)
+  return { kw, store, clock, key: created.value.key, id: created.value.record.id }
+}
+
+describe('verification', () => {
+  it('verifies a valid key and hands back its tenant, scopes and metadata, never its hash', async () => {
+    const { kw, key, id } = await setup()
+    const decision = await kw.verify(key)
+    expect(decision).toEqual({
+      ok: true,
+      key: { id, tenantId: 'acme', projectId: null, name: 'k', environment: 'live', scopes: ['orders:read'], metadata: {}, expiresAt: null },
+    })
+    expect(JSON.stringify(decision)).not.toMatch(/hash|sk_live/i)
+    await kw.close()
+  })
+
+  it('rejects a bad-checksum key without touching the cache or the store', async () => {
+    const { kw, store, key } = await setup()
+    const before = store.calls.findKeyByHash ?? 0
+    const typo = `${key.slice(0, -1)}${key.endsWith('a') ? 'b' : 'a'}`
+    for (let i = 0; i < 50; i++) expect(await kw.verify(typo)).toEqual({ ok: false, code: 'invalid_api_key' })
+    expect(await kw.verify('not a key at all')).toEqual({ ok: false, code: 'invalid_api_key' })
+    expect(store.calls.findKeyByHash ?? 0).toBe(before)
+    await kw.close()
+  })
+
+  it('reads the store once for a valid key, then serves it from memory', async () => {
+    const { kw, store, key } = await setup()
+    for (let i = 0; i < 100; i++) expect((await kw.verify(key)).ok).toBe(true)
+    expect(store.calls.findKeyByHash).toBe(1)
+    await kw.close()
+  })
+
+  it('remembers an unknown well-formed key briefly, so a flood of them costs one read', async () => {
+    const { kw, store } = await setup()
+    const other = await setup()
+    // A real key from another database: well-formed, right checksum, unknown here.
+    for (let i = 0; i < 100; i++) expect(await kw.verify(other.key)).toEqual({ ok: false, code: 'invalid_api_key' })
+    expect(store.calls.findKeyByHash).toBe(1)
+    await kw.close()
+    await other.kw.close()
+  })
+
+  it('judges expiry against the clock on a cache hit, from the first request past it', async () => {
+    const { kw, store, clock } = await setup()
+    const created = await kw.createKey(tenant, { name: 'short', expiresInSeconds: 60 })
+    if (!created.ok) throw new Error('create failed')
+    expect((await kw.verify(created.value.key)).ok).toBe(true)
+    const reads = store.calls.findKeyByHash
+    clock.advance(59_999)
+    expect((await kw.verify(created.value.key)).ok).toBe(true)
+    clock.advance(1)
+    expect(await kw.verify(created.value.key)).toEqual({ ok: false, code: 'api_key_expired' })
+    // Decided from the cached row: no sweeper, no extra read.
+    expect(store.calls.findKeyByHash).toBe(reads)
+    await kw.close()
+  })
+
+  it('rejects a revoked key on the very next verification in the same process', async () => {
+    const { kw, key, id } = await setup()
+    expect((await kw.verify(key)).ok).toBe(true)
+    const revoked = await kw.revokeKey(tenant, id)
+    expect(revoked.ok).toBe(true)
+    expect(await kw.verify(key)).toEqual({ ok: false, code: 'api_key_revoked' })
+    await kw.close()
+  })
+
+  it('serves changed scopes and expiry at once after an update (every change evicts)', async () => {
+    const { kw, key, id, clock } = await setup()
+    expect((await kw.verify(key)).ok).toBe(true)
+    await kw.updateKey(tenant, id, { scopes: ['orders:write'] })
+    const decision = await kw.verify(key)
+    expect(decision.ok && decision.key.scopes).toEqual(['orders:write'])
+    await kw.updateKey(tenant, id, { metadata: { plan: 'pro' } })
+    const withMetadata = await kw.verify(key)
+    expect(withMetadata.ok && withMetadata.key.metadata).toEqual({ plan: 'pro' })
+    await kw.updateKey(tenant, id, { expiresAt: new Date(clock.ms + 1000) })
+    clock.advance(1000)
+    expect(await kw.verify(key)).toEqual({ ok: false, code: 'api_key_expired' })
+    await kw.close()
+  })
+
+  it('does not let a read that began before a revoke refill the cache after it (stale refill fence)', async () => {
+    const { kw, store, key, id } = await setup()
+    // Force the interleaving: the verification's read completes, then waits; the revoke runs
+    // (and evicts) in that gap; only then does the verification try to fill the cache.
+    let releaseRead!: () => void
+    let readDone!: () => void
+    const readFinished = new Promise<void>((resolve) => {
+      readDone = resolve
+    })
+    store.after.findKeyByHash = () => {
+      store.after.findKeyByHash = undefined
+      readDone()
+      return new Promise<void>((resolve) => {
+        releaseRead = resolve
+      })
+    }
+    const inFlight = kw.verify(key)
+    await readFinished
+    expect((await kw.revokeKey(tenant, id)).ok).toBe(true)
+    releaseRead()
+    // The in-flight verification started before the revoke; it may answer with what it read.
+    expect((await inFlight).ok).toBe(true)
+    // But what it read must not have been cached: the next request sees the revoke.
+    expect(await kw.verify(key)).toEqual({ ok: false, code: 'api_key_revoked' })
+    await kw.close()
+  })
+
+  it('hands out frozen key objects that a handler cannot use to alter the cache', async () => {
+    const { kw, key } = await setup()
+    const first = await kw.verify(key)
+    if (!first.ok) throw new Error('expected a valid key')
+    expect(() => (first.key.scopes as string[]).push('admin')).toThrow()
+    expect(() => {
+      ;(first.key as { tenantId: string }).tenantId = 'evil'
+    }).toThrow()
+    const second = await kw.verify(key)
+    expect(second.ok && second.key.scopes).toEqual(['orders:read'])
+    await kw.close()
+  })
+
+  it('fails closed with store_unavailable when the store cannot be read, and never serves past the staleness bound', async () => {
+    const { kw, store, key } = await setup({ cache: { maxStalenessMs: 50, syncIntervalMs: 10 }, onError: () => undefined })
+    expect((await kw.verify(key)).ok).toBe(true)
+    const outage = () => {
+      throw new StoreUnavailableError('disk I/O error')
+    }
+    store.before.readChanges = outage
+    store.before.findKeyByHash = outage
+    // The change log cannot be read: once the bound passes, the cached row is not trusted.
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    expect(await kw.verify(key)).toEqual({ ok: false, code: 'store_unavailable' })
+    // The store comes back: the same instance recovers by itself.
+    store.before.readChanges = undefined
+    store.before.findKeyByHash = undefined
+    await kw.syncCache()
+    expect((await kw.verify(key)).ok).toBe(true)
+    await kw.close()
+  })
+
+  it('answers store_unavailable for management calls when the store is down, without a stack', async () => {
+    const { kw, store } = await setup({ onError: () => undefined })
+    store.before.listKeys = () => {
+      throw new StoreUnavailableError('down')
+    }
+    const listed = await kw.listKeys(tenant)
+    expect(listed).toEqual({ ok: false, error: { code: 'store_unavailable', detail: expect.any(String) } })
+    await kw.close()
+  })
+})
