@@ -9,6 +9,7 @@ import { apiKeyAuth, createKeysRouter } from '../src/hono/index.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 import { webhookDeliveries } from '../src/store/sqlite/schema.js'
 import { TestClock } from './helpers/clock.js'
+import { readJson } from './helpers/http.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
 const tenant = { tenantId: 'acme' }
@@ -95,22 +96,22 @@ describe('rotation', () => {
       method: 'POST', headers: { 'x-api-key': admin.key, 'content-type': 'application/json' }, body: JSON.stringify({ grace_period_seconds: 60 }),
     })
     expect(res.status).toBe(201)
-    const body = await res.json()
+    const body = await readJson(res)
     expect(body).toMatchObject({ old_key_id: target.record.id, new_key_id: body.id, grace_expires_at: new Date(clock.ms + 60_000).toISOString() })
     expect(body.key_prefix).toBe(body.key.slice(0, 12))
     const ping = (key: string) => fetch(`${base}/v1/ping`, { headers: { authorization: `Bearer ${key}` } })
     expect((await ping(target.key)).status).toBe(200)
     expect((await ping(body.key)).status).toBe(200)
-    const listed = await (await fetch(`${base}/api-keys`, { headers: { 'x-api-key': admin.key } })).json()
+    const listed = await readJson(await fetch(`${base}/api-keys`, { headers: { 'x-api-key': admin.key } }))
     expect(listed.find((k: { id: string }) => k.id === target.record.id)).toMatchObject({ status: 'rotating', replaced_by_key_id: body.id })
     clock.advance(59_999)
     expect((await ping(target.key)).status).toBe(200)
     clock.advance(1)
     const rejected = await ping(target.key)
     expect(rejected.status).toBe(401)
-    expect(await rejected.json()).toMatchObject({ code: 'api_key_rotated' })
+    expect(await readJson(rejected)).toMatchObject({ code: 'api_key_rotated' })
     expect((await ping(body.key)).status).toBe(200)
-    const after = await (await fetch(`${base}/api-keys/${target.record.id}`, { headers: { 'x-api-key': admin.key } })).json()
+    const after = await readJson(await fetch(`${base}/api-keys/${target.record.id}`, { headers: { 'x-api-key': admin.key } }))
     expect(after.status).toBe('rotated')
   })
 
@@ -127,7 +128,7 @@ describe('rotation', () => {
     for (const bad of [30 * 86400 + 1, -1, 1.5, 'soon']) {
       const res = await rotate(bad)
       expect(res.status, String(bad)).toBe(400)
-      expect(await res.json()).toMatchObject({ code: 'validation_error', errors: [{ field: 'grace_period_seconds' }] })
+      expect(await readJson(res)).toMatchObject({ code: 'validation_error', errors: [{ field: 'grace_period_seconds' }] })
     }
     expect((await rotate(0)).status).toBe(201)
     const res = await fetch(`${base}/v1/ping`, { headers: { 'x-api-key': target.key } })
@@ -149,7 +150,7 @@ describe('rotation', () => {
     )
     const statuses = responses.map((res) => res.status).sort()
     expect(statuses).toEqual([201, 409, 409, 409, 409, 409, 409, 409])
-    for (const res of responses.filter((r) => r.status === 409)) expect(await res.json()).toMatchObject({ code: 'already_rotated' })
+    for (const res of responses.filter((r) => r.status === 409)) expect(await readJson(res)).toMatchObject({ code: 'already_rotated' })
     const listed = await kwA.listKeys(tenant, { limit: 100 })
     expect(listed.ok && listed.value.items.filter((key) => key.rotated_from_key_id === target.record.id)).toHaveLength(1)
   })
@@ -193,12 +194,12 @@ describe('expiry', () => {
     const expired = await ping()
     expect(expired.status).toBe(401)
     expect(expired.headers.get('www-authenticate')).toContain('error="invalid_token"')
-    expect(await expired.json()).toMatchObject({ code: 'api_key_expired' })
+    expect(await readJson(expired)).toMatchObject({ code: 'api_key_expired' })
     const patch = (body: unknown) =>
       fetch(`${base}/api-keys/${key.record.id}`, { method: 'PATCH', headers: { 'x-api-key': admin.key, 'content-type': 'application/json' }, body: JSON.stringify(body) })
     const extended = await patch({ expires_at: new Date(clock.ms + 60_000).toISOString() })
     expect(extended.status).toBe(200)
-    expect((await extended.json()).status).toBe('active')
+    expect((await readJson(extended)).status).toBe('active')
     expect((await ping()).status).toBe(200)
     expect((await patch({ expires_at: null })).status).toBe(200)
     clock.advance(10 * DAY)
@@ -286,7 +287,7 @@ describe('scheduled rotation', () => {
     expect(new Set(hook.received.map((m) => m.headers['webhook-id'])).size).toBe(1)
     const res = await fetch(`${base}/api-keys/${key.record.id}/webhook-deliveries`, { headers: { 'x-api-key': admin.key } })
     expect(res.status).toBe(200)
-    const [delivery] = await res.json()
+    const [delivery] = await readJson(res)
     expect(delivery).toMatchObject({ key_id: key.record.id, status: 'succeeded', event_type: 'api_key.rotated', next_attempt_at: null })
     expect(delivery.attempts.map((a: { status: number }) => a.status)).toEqual([500, 503, 200])
     expect(JSON.stringify(delivery)).not.toContain('sk_live_')

@@ -6,6 +6,7 @@ import { apiKeyAuth, createKeysRouter } from '../src/hono/index.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 import { TestClock } from './helpers/clock.js'
 import { instrument } from './helpers/instrumented-store.js'
+import { readJson } from './helpers/http.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
 const tenant = { tenantId: 'acme' }
@@ -121,7 +122,7 @@ describe('usage tracking', () => {
     const app = appFor(kw)
     const res = await app.request(`/api-keys/${key.record.id}/usage?days=10`, { headers: { 'x-api-key': admin.key } })
     expect(res.status).toBe(200)
-    const body = await res.json()
+    const body = await readJson(res)
     expect(body).toMatchObject({
       key_id: key.record.id,
       name: 'reporting',
@@ -137,7 +138,7 @@ describe('usage tracking', () => {
     ])
     const tooMany = await app.request(`/api-keys/${key.record.id}/usage?days=91`, { headers: { 'x-api-key': admin.key } })
     expect(tooMany.status).toBe(400)
-    expect((await tooMany.json()).code).toBe('validation_error')
+    expect((await readJson(tooMany)).code).toBe('validation_error')
     await kw.close()
   })
 
