@@ -147,6 +147,7 @@ const routes = {
     tags,
     description: 'Issues a replacement that inherits everything but the secret; the old key works until `grace_expires_at`.',
     security,
+    middleware: [emptyBodyAsEmptyObject] as const,
     request: { params: keyIdParam, body: { content: { 'application/json': { schema: rotateKeyBody } }, required: false } },
     responses: {
       201: { description: 'Rotated', content: { 'application/json': { schema: rotatedKeySchema } } },
@@ -330,6 +331,16 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
   })
 
   return app
+}
+
+/**
+ * `curl -X POST -H 'Content-Type: application/json' .../rotate` with no body means "no options",
+ * not malformed JSON: the body is optional on rotate.
+ */
+async function emptyBodyAsEmptyObject(c: Context, next: () => Promise<void>) {
+  // Hono keeps the body promise in bodyCache; its type names the resolved value.
+  if ((await c.req.text()).trim() === '') (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve('{}')
+  await next()
 }
 
 function problemResponse(description: string) {
