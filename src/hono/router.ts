@@ -339,7 +339,9 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
  */
 async function emptyBodyAsEmptyObject(c: Context, next: () => Promise<void>) {
   // Hono keeps the body promise in bodyCache; its type names the resolved value.
-  if ((await c.req.text()).trim() === '') (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve('{}')
+  if (c.req.header('content-type') !== undefined && (await c.req.text()).trim() === '') {
+    ;(c.req.bodyCache as Record<string, unknown>).text = Promise.resolve('{}')
+  }
   await next()
 }
 
