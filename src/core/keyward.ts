@@ -220,6 +220,7 @@ export class Keyward {
   #lastSyncOkAt = Number.NEGATIVE_INFINITY
   #lastPruneAt = 0
   #syncing: Promise<void> | undefined
+  #syncAgain: Promise<void> | undefined
   #timers: NodeJS.Timeout[] = []
   #unsubscribe: (() => Promise<void>) | undefined
   #scheduler: NodeJS.Timeout | undefined
@@ -349,8 +350,17 @@ export class Keyward {
   syncCache(): Promise<void> {
     const cache = this.#cache
     const store = this.#store
-    if (cache === undefined || store === undefined) return Promise.resolve()
-    this.#syncing ??= (async () => {
+    if (cache === undefined || store === undefined || this.#closed) return Promise.resolve()
+    if (this.#syncing !== undefined) {
+      // The running sync may have read the change log before the change that asks for this one
+      // committed: run once more after it, instead of leaving that change to the next poll.
+      this.#syncAgain ??= this.#syncing.then(() => {
+        this.#syncAgain = undefined
+        return this.syncCache()
+      })
+      return this.#syncAgain
+    }
+    this.#syncing = (async () => {
       try {
         const startedAt = performance.now()
         for (;;) {
@@ -410,7 +420,8 @@ export class Keyward {
       }
       projectId = actor.projectId
     }
-    const environment = data.environment ?? 'live'
+    // A key created by a test key is a test key unless it says otherwise (and it may not say live).
+    const environment = data.environment ?? actor.environment ?? 'live'
     if (actor.environment === 'test' && environment === 'live') {
       return fail('forbidden', 'A test key cannot create live keys.')
     }

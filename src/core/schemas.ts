@@ -69,10 +69,13 @@ export const webhookUrlSchema = z
 
 /** Zod issues as `{ field, message }` with the wire (snake_case) field names. */
 export function fieldErrors(error: z.ZodError, rename: (segment: string) => string = snakeCase): FieldError[] {
-  return error.issues.map((issue) => ({
-    field: issue.path.map((segment) => (typeof segment === 'string' ? rename(segment) : String(segment))).join('.') || '(body)',
-    message: issue.message,
-  }))
+  const fieldName = (path: PropertyKey[]) => path.map((segment) => (typeof segment === 'string' ? rename(segment) : String(segment))).join('.')
+  return error.issues.flatMap((issue) =>
+    // An unknown field is the failing field itself, named as the caller sent it (not renamed).
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ field: [fieldName(issue.path), key].filter(Boolean).join('.'), message: 'is not a known field' }))
+      : [{ field: fieldName(issue.path) || '(body)', message: issue.message }],
+  )
 }
 
 export function snakeCase(name: string): string {

@@ -1,0 +1,76 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { pathToFileURL } from 'node:url'
+import express from 'express'
+import { z } from 'zod'
+import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/express/index.js'
+import { type Keyward, keyward } from '../src/index.js'
+import { bootstrapDemoTenants, DemoOrders } from './bootstrap.js'
+
+const orderBody = z.object({ item: z.string().min(1).max(200) })
+
+/**
+ * The example API on Express, the same as `example-app/hono.ts`: a small orders service behind
+ * `apiKeyAuth()`, with tenants managing their own keys under /api-keys. `express.json()` is
+ * mounted first, as most Express apps do; the keys router copes with the body it already read.
+ * Exported so tests can start it on any port.
+ */
+export function createExampleApp(kw: Keyward) {
+  const orders = new DemoOrders()
+  const app = express()
+  app.use(express.json())
+
+  app.get('/', (_req, res) => {
+    res.json({ service: 'keyward example (Express)', keys: '/api-keys', openapi: '/api-keys/openapi.json' })
+  })
+  app.use('/api-keys', createKeysRouter({ keyward: kw }))
+
+  app.use('/v1', apiKeyAuth({ keyward: kw }))
+  app.get('/v1/whoami', (req, res) => {
+    res.json(req.apiKey)
+  })
+  app.get('/v1/orders', requireScopes('orders:read'), (req, res) => {
+    res.json(orders.list(req.apiKey.tenantId))
+  })
+  app.post('/v1/orders', requireScopes('orders:write'), (req, res) => {
+    const body = orderBody.safeParse(req.body)
+    if (!body.success) {
+      res.status(400).json({ code: 'validation_error', detail: 'Send {"item": "..."}' })
+      return
+    }
+    res.status(201).json(orders.add(req.apiKey.tenantId, body.data.item, req.apiKey.id))
+  })
+
+  // The app's own errors (bad JSON on /v1/orders): JSON, like the rest of the API.
+  app.use((error: { status?: number; type?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    if (error.type === 'entity.parse.failed') {
+      res.status(400).json({ code: 'validation_error', detail: 'Send {"item": "..."}' })
+      return
+    }
+    res.status(error.status ?? 500).json({ code: 'internal_error', detail: 'Something went wrong.' })
+  })
+  return app
+}
+
+/** Starts the example on PORT (default 3000) and KEYWARD_DATABASE_URL (default ./keyward.db). */
+export async function main(): Promise<void> {
+  const port = Number(process.env.PORT ?? 3000)
+  const kw = keyward()
+  const app = createExampleApp(kw)
+  await kw.ready()
+  const server: Server = await new Promise((resolve, reject) => {
+    const listening = app.listen(port, process.env.HOST ?? '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(listening)))
+  })
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  console.log(`keyward example (Express) listening on ${baseUrl}`)
+  await bootstrapDemoTenants(kw, baseUrl)
+  const stop = () => {
+    server.close()
+    // close() writes buffered usage before the process ends.
+    void kw.close().then(() => process.exit(0))
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main()
