@@ -1,4 +1,4 @@
-import { and, type Column, eq, gt, isNotNull, isNull, lt, lte, or, type SQL } from 'drizzle-orm'
+import { and, type Column, eq, gt, isNotNull, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm'
 import type { KeyStatus, ListCursor } from '../core/types.js'
 
 /**
@@ -37,11 +37,14 @@ export function statusCondition(table: KeyColumns, status: KeyStatus, now: Date)
   }
 }
 
-/** Rows strictly after the cursor in (created_at desc, id desc) order. */
-export function afterCursor(table: KeyColumns, cursor: ListCursor): SQL {
+/**
+ * Rows strictly after the cursor in (created_at desc, id desc) order. `id` may be an expression, so
+ * a dialect can compare ids byte-wise whatever the database's collation (PostgreSQL: `collate "C"`).
+ */
+export function afterCursor(table: { createdAt: Column; id: Column | SQL }, cursor: ListCursor): SQL {
   return or(
     lt(table.createdAt, cursor.createdAt),
-    and(eq(table.createdAt, cursor.createdAt), lt(table.id, cursor.id)),
+    and(eq(table.createdAt, cursor.createdAt), sql`${table.id} < ${cursor.id}`),
   ) as SQL
 }
 
