@@ -73,7 +73,8 @@ export function createSqliteStore(options: SqliteStoreOptions = {}): SqliteStore
 function migrateWithRetry(db: Db): void {
   for (let attempt = 1; ; attempt++) {
     try {
-      migrate(db, { migrationsFolder: MIGRATIONS })
+      // Our own bookkeeping table, so keyward's migrations never mix with the host app's drizzle ones.
+      migrate(db, { migrationsFolder: MIGRATIONS, migrationsTable: '__keyward_migrations' })
       return
     } catch (error) {
       if (attempt >= 5) throw error
