@@ -1,10 +1,12 @@
 import { pathToFileURL } from 'node:url'
 import { serve } from '@hono/node-server'
+import { zValidator } from '@hono/zod-validator'
 import { Hono } from 'hono'
 import { z } from 'zod'
 import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
 import { type Keyward, keyward } from '../src/index.js'
 import { bootstrapDemoTenants, DemoOrders } from './bootstrap.js'
+import { addApiReference } from './reference.js'
 
 /**
  * The example API: a small orders service behind `apiKeyAuth()`, with tenants managing their own
@@ -20,11 +22,16 @@ export function createExampleApp(kw: Keyward) {
   app.use('/v1/*', apiKeyAuth({ keyward: kw }))
   app.get('/v1/whoami', (c) => c.json(c.var.apiKey))
   app.get('/v1/orders', requireScopes('orders:read'), (c) => c.json(orders.list(c.var.apiKey.tenantId)))
-  app.post('/v1/orders', requireScopes('orders:write'), async (c) => {
-    const body = z.object({ item: z.string().min(1).max(200) }).safeParse(await c.req.json().catch(() => null))
-    if (!body.success) return c.json({ code: 'validation_error', detail: 'Send {"item": "..."}' }, 400)
-    return c.json(orders.add(c.var.apiKey.tenantId, body.data.item, c.var.apiKey.id), 201)
-  })
+  app.post(
+    '/v1/orders',
+    requireScopes('orders:write'),
+    zValidator('json', z.object({ item: z.string().min(1).max(200) }), (result, c) => {
+      if (!result.success) return c.json({ code: 'validation_error', detail: 'Send {"item": "..."}' }, 400)
+    }),
+    (c) => c.json(orders.add(c.var.apiKey.tenantId, c.req.valid('json').item, c.var.apiKey.id), 201),
+  )
+  // The interactive API reference of the whole example API: /reference (and /openapi.json).
+  addApiReference(app)
   return app
 }
 

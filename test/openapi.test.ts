@@ -2,6 +2,8 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { Hono } from 'hono'
 import { afterEach, describe, expect, it } from 'vitest'
+import { createExampleApp } from '../example-app/hono.js'
+import { addApiReference } from '../example-app/reference.js'
 import { createKeysRouter, type KeysRouterOptions, keysOpenApiDocument, type OpenApiDocument } from '../src/hono/index.js'
 import { type Keyward, keyward } from '../src/index.js'
 import { type Listening, listen } from './helpers/listen.js'
@@ -49,7 +51,7 @@ async function routeMiss(response: Response): Promise<boolean> {
 
 async function validate(document: unknown) {
   const validator = new Validator()
-  const result = await validator.validate(document as object)
+  const result = await validator.validate(document as Record<string, unknown>)
   return { version: validator.version, ...result }
 }
 
@@ -183,5 +185,31 @@ describe('an OpenAPIHono host', () => {
     const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as OpenApiDocument
     expect(Object.keys(document.paths ?? {})).toEqual(expect.arrayContaining(['/api-keys', '/api-keys/{id}', '/api-keys/{id}/rotate']))
     expect(await validate(document)).toMatchObject({ valid: true })
+  })
+})
+
+describe('the example app’s /openapi.json', () => {
+  it('is one valid document for the whole API, and every operation in it is routed', async () => {
+    const kw = keyward({ database: tempSqlitePath() })
+    cleanups.push(() => kw.close())
+    const admin = await kw.createKey({ tenantId: 'acme' }, { name: 'admin' })
+    if (!admin.ok) throw new Error(admin.error.detail)
+    const server = await listen(addApiReference(createExampleApp(kw)))
+    cleanups.push(() => server.close())
+    const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as OpenApiDocument
+    expect(await validate(document)).toMatchObject({ valid: true })
+    const operations = documentedOperations(document)
+    expect(operations).toEqual(
+      expect.arrayContaining(['GET /v1/whoami', 'GET /v1/orders', 'POST /v1/orders', 'POST /api-keys', 'DELETE /api-keys/{id}']),
+    )
+    for (const operation of operations) {
+      const [method, path] = operation.split(' ') as [string, string]
+      const response = await fetch(`${server.url}${path.replaceAll('{id}', 'key_doesnotexist')}`, {
+        method,
+        headers: { 'x-api-key': admin.value.key, 'content-type': 'application/json' },
+        body: method === 'GET' || method === 'DELETE' ? undefined : '{}',
+      })
+      expect(await routeMiss(response), operation).toBe(false)
+    }
   })
 })

@@ -13,7 +13,11 @@ export const KEYS_TAG = 'API keys'
 export const DEFAULT_OPENAPI_INFO: OpenApiInfo = { title: 'keyward API keys', version: '1' }
 
 /** The document of a keys router with every path moved under `basePath` (shared by the served document and `keysOpenApiDocument`). */
-export function routerOpenApiDocument(router: Pick<OpenAPIHono, 'getOpenAPI31Document'>, basePath: string, info: OpenApiInfo): OpenApiDocument {
+export function routerOpenApiDocument(
+  router: Pick<OpenAPIHono, 'getOpenAPI31Document'>,
+  basePath: string,
+  info: OpenApiInfo,
+): OpenApiDocument {
   const document = router.getOpenAPI31Document({
     openapi: '3.1.0',
     info,

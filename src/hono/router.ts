@@ -207,9 +207,13 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
   app.openAPIRegistry.registerComponent('securitySchemes', 'ApiKeyHeader', { type: 'apiKey', in: 'header', name: options.header ?? 'X-API-Key' })
   app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer' })
   if (options.openapi !== false) {
-    // Paths carry the mount point read from the request (`/api-keys/openapi.json` → `/api-keys`), so
-    // a client reading the document calls `/api-keys/{id}`, not `/{id}` at the host's root.
-    app.get('/openapi.json', (c) => c.json(routerOpenApiDocument(app, c.req.path.slice(0, -'/openapi.json'.length) || '/', DEFAULT_OPENAPI_INFO)))
+    // Paths carry the mount point read from the request URL (`/api-keys/openapi.json` → `/api-keys`),
+    // so a client reading the document calls `/api-keys/{id}`, not `/{id}` at the host's root. The
+    // URL, not `c.req.path`: the Express bridge routes on the path below its mount point.
+    app.get('/openapi.json', (c) => {
+      const mountPath = new URL(c.req.url).pathname.slice(0, -'/openapi.json'.length) || '/'
+      return c.json(routerOpenApiDocument(app, mountPath, DEFAULT_OPENAPI_INFO))
+    })
   }
 
   app.use('*', async (c, next) => {

@@ -1,0 +1,471 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { type ParseArgsConfig, parseArgs } from 'node:util'
+import type { KeywardError } from '../core/errors.js'
+import type { Keyward } from '../core/keyward.js'
+import { tenantIdSchema } from '../core/schemas.js'
+import { type KeyObject, toKeyObject } from '../core/serialize.js'
+import type { Actor } from '../core/types.js'
+import { keyward } from '../index.js'
+import { details, KEY_LIST_HEADER, keyDetails, keyRow, maskedKey, table, when } from './format.js'
+
+/** Where the CLI writes and what it reads from its environment; the binary passes `process`'s. */
+export interface CliIo {
+  stdout: (text: string) => void
+  stderr: (text: string) => void
+  env: Record<string, string | undefined>
+}
+
+/**
+ * Exit codes: 0 done; 1 keyward refused or failed (no such key, already rotated, database
+ * unreachable); 2 the command line is wrong (unknown command or option, a field that fails validation).
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const
+
+const OPTIONS = {
+  database: { type: 'string' },
+  prefix: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+  tenant: { type: 'string' },
+  name: { type: 'string' },
+  scopes: { type: 'string' },
+  project: { type: 'string' },
+  environment: { type: 'string' },
+  'expires-in': { type: 'string' },
+  status: { type: 'string' },
+  limit: { type: 'string' },
+  cursor: { type: 'string' },
+  grace: { type: 'string' },
+  days: { type: 'string' },
+  'include-predecessors': { type: 'boolean' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
+type OptionName = keyof typeof OPTIONS
+type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string }
+
+const GLOBAL_OPTIONS: readonly OptionName[] = ['database', 'prefix', 'json', 'help']
+
+/** The CLI's field names for the API's: validation errors name the flag the user typed. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  tenant_id: '--tenant',
+  name: '--name',
+  scopes: '--scopes',
+  project_id: '--project',
+  environment: '--environment',
+  expires_in_seconds: '--expires-in',
+  expires_at: '--expires-in',
+  status: '--status',
+  limit: '--limit',
+  cursor: '--cursor',
+  grace_period_seconds: '--grace',
+  days: '--days',
+}
+
+interface Context {
+  kw: Keyward
+  actor: Actor
+  values: Values
+  id: string
+  io: CliIo
+  json: boolean
+  database: string
+}
+
+interface Command {
+  summary: string
+  usage: string
+  options: readonly OptionName[]
+  required: readonly OptionName[]
+  /** Takes one key id after the command name. */
+  takesId: boolean
+  /** May create the SQLite file; every other command refuses a database that is not there. */
+  createsDatabase: boolean
+  run: (context: Context) => Promise<number>
+}
+
+class UsageError extends Error {}
+
+const COMMANDS: Record<string, Command> = {
+  create: {
+    summary: 'Create a key (e.g. the first admin key of a tenant); prints its secret once',
+    usage:
+      'keyward create --tenant <tenant> --name <name> [--scopes a,b] [--project <project>] [--environment live|test] [--expires-in <seconds>]',
+    options: ['tenant', 'name', 'scopes', 'project', 'environment', 'expires-in'],
+    required: ['tenant', 'name'],
+    takesId: false,
+    createsDatabase: true,
+    async run({ kw, actor, values, io, json, database }) {
+      const result = await kw.createKey(actor, {
+        name: values.name as string,
+        scopes: values.scopes === undefined ? undefined : list(values.scopes),
+        projectId: values.project,
+        environment: values.environment as 'live' | 'test' | undefined,
+        expiresInSeconds: values['expires-in'] === undefined ? undefined : wholeNumber(values['expires-in'], '--expires-in'),
+      })
+      if (!result.ok) return refuse(io, json, result.error)
+      const { object, key } = result.value
+      if (json) {
+        io.stdout(`${JSON.stringify({ ...object, key }, null, 2)}\n`)
+        return EXIT.ok
+      }
+      io.stdout(
+        [
+          `Created ${object.id} "${object.name}" for tenant ${object.tenant_id} in ${redact(database)}.`,
+          '',
+          `  ${key}`,
+          '',
+          'This is the only time the secret is shown: keyward keeps only its hash. Store it now.',
+          '',
+          keyDetails(object),
+          '',
+        ].join('\n'),
+      )
+      return EXIT.ok
+    },
+  },
+  list: {
+    summary: 'List the keys of a tenant, newest first',
+    usage:
+      'keyward list --tenant <tenant> [--status active|expired|revoked|rotating|rotated] [--project <project>] [--environment live|test] [--limit 1-100] [--cursor <cursor>]',
+    options: ['tenant', 'status', 'project', 'environment', 'limit', 'cursor'],
+    required: ['tenant'],
+    takesId: false,
+    createsDatabase: false,
+    async run({ kw, actor, values, io, json }) {
+      const result = await kw.listKeys(actor, {
+        status: values.status as KeyObject['status'] | undefined,
+        projectId: values.project,
+        environment: values.environment as 'live' | 'test' | undefined,
+        limit: values.limit === undefined ? undefined : wholeNumber(values.limit, '--limit'),
+        cursor: values.cursor,
+      })
+      if (!result.ok) return refuse(io, json, result.error)
+      const { items, nextCursor } = result.value
+      if (json) {
+        io.stdout(`${JSON.stringify({ keys: items, next_cursor: nextCursor }, null, 2)}\n`)
+        return EXIT.ok
+      }
+      if (items.length === 0) {
+        io.stdout(`No keys for tenant ${actor.tenantId}${values.status === undefined ? '' : ` with status ${values.status}`}.\n`)
+        return EXIT.ok
+      }
+      io.stdout(`${table(KEY_LIST_HEADER, items.map(keyRow))}\n`)
+      if (nextCursor !== null) io.stdout(`\nMore keys: repeat with --cursor ${nextCursor}\n`)
+      return EXIT.ok
+    },
+  },
+  get: {
+    summary: 'Show one key',
+    usage: 'keyward get --tenant <tenant> <key-id>',
+    options: ['tenant'],
+    required: ['tenant'],
+    takesId: true,
+    createsDatabase: false,
+    async run({ kw, actor, id, io, json }) {
+      const result = await kw.getKey(actor, id)
+      if (!result.ok) return refuse(io, json, result.error, id)
+      io.stdout(json ? `${JSON.stringify(result.value, null, 2)}\n` : `${keyDetails(result.value)}\n`)
+      return EXIT.ok
+    },
+  },
+  revoke: {
+    summary: 'Revoke a key; it is rejected from the next request on',
+    usage: 'keyward revoke --tenant <tenant> <key-id>',
+    options: ['tenant'],
+    required: ['tenant'],
+    takesId: true,
+    createsDatabase: false,
+    async run({ kw, actor, id, io, json }) {
+      const result = await kw.revokeKey(actor, id)
+      if (!result.ok) return refuse(io, json, result.error, id)
+      const key = result.value
+      io.stdout(
+        json ? `${JSON.stringify(key, null, 2)}\n` : `Revoked ${key.id} "${key.name}" (${maskedKey(key)}) at ${when(key.revoked_at)}.\n`,
+      )
+      return EXIT.ok
+    },
+  },
+  rotate: {
+    summary: 'Replace a key with a new secret; the old one works for a grace period',
+    usage: 'keyward rotate --tenant <tenant> <key-id> [--grace <seconds>]',
+    options: ['tenant', 'grace'],
+    required: ['tenant'],
+    takesId: true,
+    createsDatabase: false,
+    async run({ kw, actor, id, values, io, json }) {
+      const gracePeriodSeconds = values.grace === undefined ? undefined : wholeNumber(values.grace, '--grace')
+      const result = await kw.rotateKey(actor, id, { gracePeriodSeconds })
+      if (!result.ok) return refuse(io, json, result.error, id)
+      const { key, oldKey, newKey, graceExpiresAt } = result.value
+      const object = toKeyObject(newKey, newKey.createdAt)
+      if (json) {
+        const answer = { ...object, old_key_id: oldKey.id, new_key_id: newKey.id, key, grace_expires_at: graceExpiresAt.toISOString() }
+        io.stdout(`${JSON.stringify(answer, null, 2)}\n`)
+        return EXIT.ok
+      }
+      io.stdout(
+        [
+          `Rotated ${oldKey.id} → ${newKey.id} "${newKey.name}".`,
+          '',
+          `  ${key}`,
+          '',
+          'This is the only time the new secret is shown. Store it now.',
+          graceExpiresAt.getTime() > newKey.createdAt.getTime()
+            ? `The old key keeps working until ${when(graceExpiresAt.toISOString())}.`
+            : 'The old key no longer works.',
+          '',
+        ].join('\n'),
+      )
+      return EXIT.ok
+    },
+  },
+  usage: {
+    summary: 'Request counts of a key, per day',
+    usage: 'keyward usage --tenant <tenant> <key-id> [--days 1-90] [--include-predecessors]',
+    options: ['tenant', 'days', 'include-predecessors'],
+    required: ['tenant'],
+    takesId: true,
+    createsDatabase: false,
+    async run({ kw, actor, id, values, io, json }) {
+      const days = values.days === undefined ? undefined : wholeNumber(values.days, '--days')
+      const result = await kw.getUsage(actor, id, { days, includePredecessors: values['include-predecessors'] === true })
+      if (!result.ok) return refuse(io, json, result.error, id)
+      const usage = result.value
+      if (json) {
+        io.stdout(`${JSON.stringify(usage, null, 2)}\n`)
+        return EXIT.ok
+      }
+      const summary = details([
+        ['key', usage.key_ids.length > 1 ? `${usage.key_id} (and predecessors ${usage.key_ids.slice(1).join(', ')})` : usage.key_id],
+        ['name', usage.name],
+        ['requests', String(usage.total_requests)],
+        ['last used', when(usage.last_used_at)],
+      ])
+      const series = table(
+        ['DAY', 'REQUESTS'],
+        usage.daily.map((day) => [day.date, String(day.requests)]),
+      )
+      io.stdout(`${summary}\n\n${series}\n`)
+      return EXIT.ok
+    },
+  },
+}
+
+/**
+ * Runs one command line (without `node` and the script) and resolves to the exit code. Never
+ * throws and never prints a stack trace: every failure becomes a one-line message on stderr.
+ *
+ * @example
+ * const code = await runCli(['list', '--tenant', 'acme', '--json'], { stdout: console.log, stderr: console.error, env: process.env })
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let json = argv.includes('--json')
+  try {
+    const { values, positionals, tokens } = parseArgs({
+      args: [...argv],
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+      tokens: true,
+    })
+    json = values.json === true
+    const [name, ...rest] = positionals
+    if (values.version === true && name === undefined) {
+      io.stdout(`${packageVersion()}\n`)
+      return EXIT.ok
+    }
+    if (name === undefined || name === 'help') {
+      const topic = name === 'help' ? rest[0] : undefined
+      if (topic !== undefined && !(topic in COMMANDS)) throw new UsageError(`unknown command "${topic}".`)
+      const text = topic === undefined ? overview() : commandHelp(topic, COMMANDS[topic] as Command)
+      // A bare `keyward` is a mistake in a script: help on stderr and a non-zero exit.
+      if (name === undefined && values.help !== true) {
+        io.stderr(text)
+        return EXIT.usage
+      }
+      io.stdout(text)
+      return EXIT.ok
+    }
+    const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
+    if (command === undefined) throw new UsageError(`unknown command "${name}". Commands: ${Object.keys(COMMANDS).join(', ')}, help.`)
+    if (values.help === true) {
+      io.stdout(commandHelp(name, command))
+      return EXIT.ok
+    }
+    for (const token of tokens) {
+      if (
+        token.kind === 'option' &&
+        !GLOBAL_OPTIONS.includes(token.name as OptionName) &&
+        !command.options.includes(token.name as OptionName)
+      ) {
+        throw new UsageError(`"${name}" does not take ${token.rawName}.`, { cause: name })
+      }
+    }
+    for (const option of command.required) {
+      if (values[option] === undefined || values[option] === '') throw new UsageError(`"${name}" needs --${option}.`, { cause: name })
+    }
+    if (command.takesId && rest.length !== 1)
+      throw new UsageError(`"${name}" takes one key id, e.g. keyward ${name} --tenant acme key_...`, { cause: name })
+    if (!command.takesId && rest.length > 0) throw new UsageError(`"${name}" takes no argument "${rest[0]}".`, { cause: name })
+
+    const tenant = tenantIdSchema.safeParse(values.tenant)
+    if (!tenant.success) throw new UsageError(`--tenant: ${tenant.error.issues[0]?.message ?? 'is not valid'}`, { cause: name })
+
+    const database = values.database ?? io.env.KEYWARD_DATABASE_URL ?? './keyward.db'
+    if (!command.createsDatabase) await assertDatabaseExists(database)
+    const failures: string[] = []
+    const kw = keyward({
+      database,
+      prefix: values.prefix,
+      // The CLI runs one call and exits: no cache to keep in sync, nothing to verify.
+      cache: false,
+      onError: (error) => failures.push(error instanceof Error ? error.message : String(error)),
+    })
+    try {
+      const actor: Actor = { tenantId: tenant.data }
+      const code = await command.run({ kw, actor, values, id: rest[0] ?? '', io, json, database })
+      // The store's own reason (connection refused, bad path) says more than "unavailable".
+      const reason = failures.at(-1)?.replace(/^(keyward: )+/, '')
+      if (reason !== undefined && code !== EXIT.ok) io.stderr(`keyward: ${redactText(reason, database)}\n`)
+      return code
+    } finally {
+      await kw.close()
+    }
+  } catch (error) {
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      const message = (error as Error).message
+      const hint = error instanceof UsageError && typeof error.cause === 'string' ? error.cause : undefined
+      if (json) io.stderr(`${JSON.stringify({ code: 'usage_error', detail: message })}\n`)
+      else io.stderr(`keyward: ${message}\nRun "keyward help${hint === undefined ? '' : ` ${hint}`}" for usage.\n`)
+      return EXIT.usage
+    }
+    // Anything else is a bug or an environment problem; a message, never a stack trace.
+    const message = error instanceof Error ? error.message : String(error)
+    if (json) io.stderr(`${JSON.stringify({ code: 'internal_error', detail: message })}\n`)
+    else io.stderr(`keyward: ${message}\n`)
+    return EXIT.failed
+  }
+}
+
+/** Prints a refused call: validation errors list each field by the flag that sets it. */
+function refuse(io: CliIo, json: boolean, error: KeywardError, id?: string): number {
+  const code = error.code === 'validation_error' ? EXIT.usage : EXIT.failed
+  if (json) {
+    io.stderr(`${JSON.stringify(error)}\n`)
+    return code
+  }
+  let message = error.detail
+  if (error.code === 'validation_error' && error.errors !== undefined && error.errors.length > 0) message = 'invalid input:'
+  if (error.code === 'not_found' && id !== undefined) message = `no key "${id}" in this tenant.`
+  const lines = [`keyward: ${message}`]
+  for (const field of error.errors ?? []) lines.push(`  ${flagOf(field.field)}: ${field.message}`)
+  io.stderr(`${lines.join('\n')}\n`)
+  return code
+}
+
+function flagOf(field: string): string {
+  const [head, ...rest] = field.split('.')
+  const flag = FLAG_OF_FIELD[head ?? ''] ?? field
+  return rest.length > 0 && /^\d+$/.test(rest[0] ?? '') ? `${flag} (item ${Number(rest[0]) + 1})` : flag
+}
+
+function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
+}
+
+function wholeNumber(value: string, flag: string): number {
+  if (!/^\d{1,15}$/.test(value)) throw new UsageError(`${flag} must be a whole number, got "${value}".`)
+  return Number(value)
+}
+
+function isPostgres(database: string): boolean {
+  return /^postgres(ql)?:\/\//.test(database)
+}
+
+/** A typo in `--database` must not silently create an empty SQLite file and report "no keys". */
+async function assertDatabaseExists(database: string): Promise<void> {
+  if (isPostgres(database) || database === ':memory:') return
+  const { sqlitePathFromUrl } = await import('../store/sqlite/index.js')
+  if (!existsSync(sqlitePathFromUrl(database))) {
+    throw new UsageError(`no database at ${database}. Pass --database or set KEYWARD_DATABASE_URL (an SQLite path or a postgres:// URL).`)
+  }
+}
+
+/** A PostgreSQL URL without its password, for messages. */
+function redact(database: string): string {
+  if (!isPostgres(database)) return database
+  try {
+    const url = new URL(database)
+    if (url.password !== '') url.password = '***'
+    return url.toString()
+  } catch {
+    return 'the PostgreSQL database'
+  }
+}
+
+function redactText(text: string, database: string): string {
+  return text.split(database).join(redact(database))
+}
+
+function isParseArgsError(error: unknown): error is Error {
+  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')
+}
+
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return manifest.version
+}
+
+function overview(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length))
+  return [
+    'keyward: manage API keys straight against the database.',
+    '',
+    'Usage: keyward <command> [options]',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`),
+    `  ${'help'.padEnd(width)}  Show help for a command: keyward help create`,
+    '',
+    GLOBAL_HELP,
+    '',
+  ].join('\n')
+}
+
+function commandHelp(name: string, command: Command): string {
+  return [
+    `${command.summary}.`,
+    '',
+    `Usage: ${command.usage}`,
+    '',
+    GLOBAL_HELP,
+    '',
+    `Example: ${EXAMPLES[name] ?? command.usage}`,
+    '',
+  ].join('\n')
+}
+
+const GLOBAL_HELP = [
+  'Options for every command:',
+  '  --database <url>   SQLite path or postgres:// URL (default: $KEYWARD_DATABASE_URL, else ./keyward.db)',
+  '  --prefix <prefix>  Key prefix your app configures (default: sk)',
+  '  --json             Print JSON (the HTTP API shapes) instead of tables',
+  '  -h, --help         Show help',
+  '',
+  'KEYWARD_PEPPER is read as the app reads it: set it to the same value, or created keys will not verify.',
+  'Exit codes: 0 done, 1 refused or failed (e.g. no such key), 2 bad command line or invalid field.',
+].join('\n')
+
+const EXAMPLES: Record<string, string> = {
+  create: 'keyward create --tenant acme --name "Acme admin" --database ./keyward.db',
+  list: 'keyward list --tenant acme --status active --json',
+  get: 'keyward get --tenant acme key_3hVq8bTzK0mN2pXr5sW7yA',
+  revoke: 'keyward revoke --tenant acme key_3hVq8bTzK0mN2pXr5sW7yA',
+  rotate: 'keyward rotate --tenant acme key_3hVq8bTzK0mN2pXr5sW7yA --grace 3600',
+  usage: 'keyward usage --tenant acme key_3hVq8bTzK0mN2pXr5sW7yA --days 7',
+}
