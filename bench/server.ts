@@ -1,0 +1,270 @@
+/**
+ * One benchmark server, run as a child process by bench/run.ts (never imported). It builds the app
+ * of one scenario, listens on a loopback port and talks to the parent over the IPC channel:
+ *
+ *   child → parent  { type: 'ready', port } | { type: 'failed', message }
+ *   parent → child  { type: 'stats' } | { type: 'finish' } | { type: 'stop' }
+ *   child → parent  { type: 'stats', stats } (answers 'stats' and 'finish')
+ *
+ * Every route answers `GET /v1/ping` with the same `ok`, so the only difference between scenarios
+ * is the middleware in front of it. Usage writes are counted by wrapping the store's bulk write
+ * (`recordUsage`), and every INSERT/UPDATE/DELETE statement the driver executes (better-sqlite3's
+ * `prepare`, node-postgres' `Client#query`).
+ */
+import { hash } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import Database from 'better-sqlite3'
+import type { RequestHandler } from 'express'
+import type { Keyward } from '../src/core/keyward.js'
+import type { KeyStore } from '../src/core/types.js'
+import { keyward, openStore } from '../src/index.js'
+
+export type ServerKind = 'hono-bare' | 'hono-empty' | 'hono-header' | 'hono-floor' | 'hono-auth' | 'express-bare' | 'express-empty' | 'express-auth'
+
+export interface ServerConfig {
+  kind: ServerKind
+  /** For `*-auth`: an SQLite file path or a `postgres://` URL. */
+  database?: string
+  /** For `hono-floor`: the key the load generator presents, known to its in-memory map. */
+  presentedKey?: string
+  /** The key whose usage is checked at the end. */
+  keyId?: string
+  tenantId?: string
+}
+
+/** What the parent reads between rounds; counters only grow. */
+export interface ServerStats {
+  /** `recordUsage` calls: one bulk write (one transaction) per flush that had something to write. */
+  usageWrites: number
+  /** Rows handed to `recordUsage` (one per key and day). */
+  usageRows: number
+  /** Requests those writes counted. */
+  usageRequests: number
+  /** SQL INSERT/UPDATE/DELETE statements executed (null for a server without a store). */
+  sqlWriteStatements: number | null
+  /** Of those, the ones run inside `recordUsage`. */
+  sqlUsageStatements: number | null
+  /** When each usage write started (ms since the server started). */
+  writeTimesMs: number[]
+  /** CPU time this process has used (user + system, µs). */
+  cpuUs: number
+  /** Filled by 'finish': what the store holds for the checked key after a final flush. */
+  check?: UsageCheck
+}
+
+export interface UsageCheck {
+  /** Requests recorded for the key since this server started, read back from the store. */
+  storedRequests: number
+  /** Requests this server counted and wrote. */
+  countedRequests: number
+  lastUsedAt: string | null
+  startedAt: string
+}
+
+type Message = { type: 'stats' } | { type: 'finish' } | { type: 'stop' }
+
+const stats: ServerStats = {
+  usageWrites: 0,
+  usageRows: 0,
+  usageRequests: 0,
+  sqlWriteStatements: null,
+  sqlUsageStatements: null,
+  writeTimesMs: [],
+  cpuUs: 0,
+}
+const startedAt = new Date()
+/** Usage writes in progress (PostgreSQL's are asynchronous, so a count rather than a flag). */
+let usageWritesInFlight = 0
+const WRITE_STATEMENT = /^\s*(insert|update|delete|replace|merge)\b/i
+
+function countWriteStatement(): void {
+  stats.sqlWriteStatements = (stats.sqlWriteStatements ?? 0) + 1
+  if (usageWritesInFlight > 0) stats.sqlUsageStatements = (stats.sqlUsageStatements ?? 0) + 1
+}
+
+function snapshot(): ServerStats {
+  const cpu = process.cpuUsage()
+  stats.cpuUs = cpu.user + cpu.system
+  return stats
+}
+
+function send(message: unknown): void {
+  process.send?.(message)
+}
+
+/** Counts INSERT/UPDATE/DELETE statements run through this connection. Reads are left untouched. */
+function countSqlWrites(client: Database.Database): Database.Database {
+  stats.sqlWriteStatements = 0
+  stats.sqlUsageStatements = 0
+  const prepare = client.prepare.bind(client)
+  client.prepare = ((source: string) => {
+    const statement = prepare(source)
+    if (WRITE_STATEMENT.test(source)) {
+      const run = statement.run.bind(statement)
+      statement.run = ((...params: unknown[]) => {
+        countWriteStatement()
+        return run(...params)
+      }) as typeof statement.run
+    }
+    return statement
+  }) as typeof client.prepare
+  return client
+}
+
+/** Counts INSERT/UPDATE/DELETE statements sent by any node-postgres client in this process. */
+async function countPostgresWrites(): Promise<void> {
+  stats.sqlWriteStatements = 0
+  stats.sqlUsageStatements = 0
+  const { default: pg } = await import('pg')
+  const query = pg.Client.prototype.query as (...args: unknown[]) => unknown
+  pg.Client.prototype.query = function countingQuery(this: unknown, ...args: unknown[]) {
+    const first = args[0]
+    const text = typeof first === 'string' ? first : typeof (first as { text?: unknown })?.text === 'string' ? (first as { text: string }).text : ''
+    if (WRITE_STATEMENT.test(text)) countWriteStatement()
+    return query.apply(this, args)
+  } as typeof pg.Client.prototype.query
+}
+
+/** Wraps the store's one usage write; every other method is the store's own. */
+function countUsageWrites(store: KeyStore): KeyStore {
+  const recordUsage = store.recordUsage.bind(store)
+  store.recordUsage = async (increments) => {
+    stats.usageWrites++
+    stats.usageRows += increments.length
+    for (const increment of increments) stats.usageRequests += increment.count
+    stats.writeTimesMs.push(Math.round(performance.now()))
+    usageWritesInFlight++
+    try {
+      return await recordUsage(increments)
+    } finally {
+      usageWritesInFlight--
+    }
+  }
+  return store
+}
+
+async function openKeyward(database: string): Promise<{ kw: Keyward; store: KeyStore; close: () => Promise<void> }> {
+  const isPostgres = /^postgres(ql)?:\/\//.test(database)
+  if (isPostgres) await countPostgresWrites()
+  const sqlite = isPostgres ? undefined : countSqlWrites(new Database(database))
+  const store = countUsageWrites(await openStore(sqlite ?? database))
+  // Everything else is keyward's default configuration: cache on, usage flushed every second.
+  const kw = keyward({ store })
+  await kw.ready()
+  const close = async () => {
+    await kw.close()
+    // A database handed to the store stays ours to close (this also checkpoints the WAL).
+    sqlite?.close()
+  }
+  return { kw, store, close }
+}
+
+/** Loads a module that may not exist yet (adapters written in parallel), without tsc resolving it. */
+async function importOptional<T>(relative: string): Promise<T> {
+  const specifier = new URL(relative, import.meta.url).href
+  return (await import(specifier)) as T
+}
+
+async function honoApp(kind: ServerKind, kw: Keyward | undefined, presentedKey: string | undefined) {
+  const { Hono } = await import('hono')
+  const { apiKeyAuth } = await import('../src/hono/index.js')
+  const app = new Hono()
+  if (kind === 'hono-empty') {
+    app.use('/v1/*', async (_c, next) => {
+      await next()
+    })
+  }
+  if (kind === 'hono-header') {
+    // What any header-based auth pays before its own work (Hono's bearerAuth reads it the same way).
+    app.use('/v1/*', async (c, next) => {
+      if (!c.req.header('x-api-key')) return c.text('missing', 401)
+      await next()
+    })
+  }
+  if (kind === 'hono-floor') {
+    // The least a key check can do (read the header, SHA-256, one Map lookup): issue 4's anchor.
+    const known = new Map([[hash('sha256', presentedKey ?? '', 'hex'), true]])
+    app.use('/v1/*', async (c, next) => {
+      const presented = c.req.header('x-api-key')
+      if (!presented || !known.has(hash('sha256', presented, 'hex'))) return c.text('unauthorized', 401)
+      await next()
+    })
+  }
+  if (kind === 'hono-auth') app.use('/v1/*', apiKeyAuth({ keyward: kw }))
+  app.get('/v1/ping', (c) => c.text('ok'))
+  const { serve } = await import('@hono/node-server')
+  return new Promise<Server>((resolve) => {
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(server as Server))
+  })
+}
+
+async function expressApp(kind: ServerKind, kw: Keyward | undefined) {
+  const { default: express } = await import('express')
+  const app = express()
+  if (kind === 'express-empty') app.use('/v1', (_req, _res, next) => next())
+  if (kind === 'express-auth') {
+    const adapter = await importOptional<{ apiKeyAuth: (options: { keyward?: Keyward }) => RequestHandler }>('../src/express/index.ts')
+    app.use('/v1', adapter.apiKeyAuth({ keyward: kw }))
+  }
+  app.get('/v1/ping', (_req, res) => {
+    res.send('ok')
+  })
+  return new Promise<Server>((resolve, reject) => {
+    const server = app.listen(0, '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(server)))
+  })
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(process.env.KEYWARD_BENCH_SERVER ?? '{}') as ServerConfig
+  const needsKeys = config.kind.endsWith('-auth')
+  if (needsKeys && config.database === undefined) throw new Error(`${config.kind} needs a database`)
+  const opened = needsKeys ? await openKeyward(config.database as string) : undefined
+  const baseline = opened && config.keyId ? await opened.store.totalRequests([config.keyId]) : 0
+  const server = config.kind.startsWith('hono') ? await honoApp(config.kind, opened?.kw, config.presentedKey) : await expressApp(config.kind, opened?.kw)
+
+  let stopping = false
+  const stop = async () => {
+    if (stopping) return
+    stopping = true
+    server.closeAllConnections?.()
+    await new Promise((resolve) => server.close(resolve))
+    await opened?.close()
+    // process.exit (not a kill) so --cpu-prof can write its profile.
+    process.exit(0)
+  }
+  process.on('disconnect', () => void stop())
+  process.on('SIGTERM', () => void stop())
+  process.on('SIGINT', () => void stop())
+  process.on('message', (message: Message) => {
+    if (message.type === 'stop') void stop()
+    if (message.type === 'stats') send({ type: 'stats', stats: snapshot() })
+    if (message.type === 'finish') {
+      void (async () => {
+        try {
+          if (opened !== undefined && config.keyId !== undefined && config.tenantId !== undefined) {
+            await opened.kw.flushUsage()
+            const total = await opened.store.totalRequests([config.keyId])
+            const record = await opened.store.findKey(config.tenantId, config.keyId)
+            stats.check = {
+              storedRequests: total - baseline,
+              countedRequests: stats.usageRequests,
+              lastUsedAt: record?.lastUsedAt?.toISOString() ?? null,
+              startedAt: startedAt.toISOString(),
+            }
+          }
+        } catch (error) {
+          // Reported as an unchecked row by the parent; the error itself goes to stderr.
+          console.error('bench server: the final usage check failed:', error)
+        }
+        send({ type: 'stats', stats: snapshot() })
+      })()
+    }
+  })
+  send({ type: 'ready', port: (server.address() as AddressInfo).port })
+}
+
+main().catch((error: unknown) => {
+  send({ type: 'failed', message: error instanceof Error ? error.message : String(error) })
+  setTimeout(() => process.exit(1), 100).unref()
+})
