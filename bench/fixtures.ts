@@ -75,7 +75,11 @@ export function seedSqlite(path: string, count: number): KeyFixture {
  * The file name carries the seed version and a fingerprint of the migrations and the SQLite store's
  * source, so a schema change seeds afresh (and a file that no longer opens is seeded again). Seeding writes to a temporary name and renames, so a killed run leaves no half file.
  */
-export function cachedSqlite(cacheDir: string, count: number, log: (line: string) => void): { path: string; fixture: KeyFixture; seeded: boolean } {
+export function cachedSqlite(
+  cacheDir: string,
+  count: number,
+  log: (line: string) => void,
+): { path: string; fixture: KeyFixture; seeded: boolean } {
   mkdirSync(cacheDir, { recursive: true })
   const fingerprint = schemaFingerprint()
   const path = join(cacheDir, `keys-${count}-v${SEED_VERSION}-${fingerprint}.db`)
@@ -86,13 +90,16 @@ export function cachedSqlite(cacheDir: string, count: number, log: (line: string
       void createSqliteStore({ url: path }).close()
       return { path, fixture: JSON.parse(readFileSync(sidecar, 'utf8')) as KeyFixture, seeded: false }
     } catch (error) {
-      log(`the cached store ${path} does not open (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); seeding it again`)
+      log(
+        `the cached store ${path} does not open (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); seeding it again`,
+      )
       removeSqlite(path)
     }
   }
   // Files seeded for an older schema are of no further use (and weigh hundreds of MB each).
   for (const name of readdirSync(cacheDir)) {
-    if (name.startsWith(`keys-${count}-`) && !name.startsWith(basename(path)) && !name.includes('.tmp-')) rmSync(join(cacheDir, name), { force: true })
+    if (name.startsWith(`keys-${count}-`) && !name.startsWith(basename(path)) && !name.includes('.tmp-'))
+      rmSync(join(cacheDir, name), { force: true })
   }
   const temporary = `${path}.tmp-${process.pid}`
   removeSqlite(temporary)
@@ -126,7 +133,10 @@ function schemaFingerprint(): string {
 }
 
 /** A fresh PostgreSQL database holding `count` keys made through the keyward API; `drop()` removes it. */
-export async function seedPostgres(adminUrl: string, count: number): Promise<{ url: string; fixture: KeyFixture; drop: () => Promise<void> }> {
+export async function seedPostgres(
+  adminUrl: string,
+  count: number,
+): Promise<{ url: string; fixture: KeyFixture; drop: () => Promise<void> }> {
   const name = `keyward_bench_${Date.now().toString(36)}_${process.pid}`
   await withAdmin(adminUrl, (admin) => admin.query(`create database "${name}"`))
   const url = new URL(adminUrl)
@@ -140,7 +150,9 @@ export async function seedPostgres(adminUrl: string, count: number): Promise<{ u
       let fixture: KeyFixture | undefined
       for (let made = 0; made < count; ) {
         const batch = Math.min(50, count - made)
-        const results = await Promise.all(Array.from({ length: batch }, (_, i) => kw.createKey({ tenantId }, { name: `bench key ${made + i}` })))
+        const results = await Promise.all(
+          Array.from({ length: batch }, (_, i) => kw.createKey({ tenantId }, { name: `bench key ${made + i}` })),
+        )
         for (const result of results) {
           if (!result.ok) throw new Error(`createKey failed: ${JSON.stringify(result.error)}`)
           fixture ??= { key: result.value.key, keyId: result.value.record.id, tenantId, keyCount: count }

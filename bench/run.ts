@@ -79,7 +79,8 @@ const { values: flags } = parseArgs({
 function wholeNumber(value: string | undefined, fallback: number, name: string, min = 1, max = 100_000_000): number {
   if (value === undefined) return fallback
   const parsed = Number(value)
-  if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new Error(`bench: --${name} must be a whole number from ${min} to ${max}`)
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max)
+    throw new Error(`bench: --${name} must be a whole number from ${min} to ${max}`)
   return parsed
 }
 
@@ -116,8 +117,22 @@ interface Scenario {
 /** In the order they are printed and measured (each member between two runs of its reference). */
 const SCENARIOS: Scenario[] = [
   { id: 'hono-bare', label: 'Hono, bare', server: 'hono-bare', presented: 'none', expectedStatus: 200 },
-  { id: 'hono-empty', label: 'Hono + empty middleware (floor)', server: 'hono-empty', presented: 'none', expectedStatus: 200, reference: 'hono-bare' },
-  { id: 'hono-header', label: 'Hono + middleware reading the header', server: 'hono-header', presented: 'unknown', expectedStatus: 200, reference: 'hono-bare' },
+  {
+    id: 'hono-empty',
+    label: 'Hono + empty middleware (floor)',
+    server: 'hono-empty',
+    presented: 'none',
+    expectedStatus: 200,
+    reference: 'hono-bare',
+  },
+  {
+    id: 'hono-header',
+    label: 'Hono + middleware reading the header',
+    server: 'hono-header',
+    presented: 'unknown',
+    expectedStatus: 200,
+    reference: 'hono-bare',
+  },
   {
     id: 'hono-floor',
     label: 'Hono + header, SHA-256, Map hit (minimal key check)',
@@ -126,7 +141,15 @@ const SCENARIOS: Scenario[] = [
     expectedStatus: 200,
     reference: 'hono-bare',
   },
-  { id: 'hono-valid', label: 'Hono + apiKeyAuth, valid key', server: 'hono-auth', store: 'small', presented: 'valid', expectedStatus: 200, reference: 'hono-bare' },
+  {
+    id: 'hono-valid',
+    label: 'Hono + apiKeyAuth, valid key',
+    server: 'hono-auth',
+    store: 'small',
+    presented: 'valid',
+    expectedStatus: 200,
+    reference: 'hono-bare',
+  },
   {
     id: 'hono-valid-large',
     label: 'Hono + apiKeyAuth, valid key, large store',
@@ -137,12 +160,52 @@ const SCENARIOS: Scenario[] = [
     reference: 'hono-bare',
     compareTo: 'hono-valid',
   },
-  { id: 'hono-bad-checksum', label: 'Hono + apiKeyAuth, bad checksum', server: 'hono-auth', store: 'small', presented: 'bad-checksum', expectedStatus: 401, reference: 'hono-bare' },
-  { id: 'hono-unknown', label: 'Hono + apiKeyAuth, unknown key', server: 'hono-auth', store: 'small', presented: 'unknown', expectedStatus: 401, reference: 'hono-bare' },
-  { id: 'hono-postgres', label: 'Hono + apiKeyAuth, valid key, PostgreSQL', server: 'hono-auth', store: 'postgres', presented: 'valid', expectedStatus: 200, reference: 'hono-bare' },
+  {
+    id: 'hono-bad-checksum',
+    label: 'Hono + apiKeyAuth, bad checksum',
+    server: 'hono-auth',
+    store: 'small',
+    presented: 'bad-checksum',
+    expectedStatus: 401,
+    reference: 'hono-bare',
+  },
+  {
+    id: 'hono-unknown',
+    label: 'Hono + apiKeyAuth, unknown key',
+    server: 'hono-auth',
+    store: 'small',
+    presented: 'unknown',
+    expectedStatus: 401,
+    reference: 'hono-bare',
+  },
+  {
+    id: 'hono-postgres',
+    label: 'Hono + apiKeyAuth, valid key, PostgreSQL',
+    server: 'hono-auth',
+    store: 'postgres',
+    presented: 'valid',
+    expectedStatus: 200,
+    reference: 'hono-bare',
+  },
   { id: 'express-bare', label: 'Express, bare', server: 'express-bare', presented: 'none', expectedStatus: 200 },
-  { id: 'express-empty', label: 'Express + empty middleware (floor)', server: 'express-empty', presented: 'none', expectedStatus: 200, reference: 'express-bare', optional: true },
-  { id: 'express-valid', label: 'Express + apiKeyAuth, valid key', server: 'express-auth', store: 'small', presented: 'valid', expectedStatus: 200, reference: 'express-bare' },
+  {
+    id: 'express-empty',
+    label: 'Express + empty middleware (floor)',
+    server: 'express-empty',
+    presented: 'none',
+    expectedStatus: 200,
+    reference: 'express-bare',
+    optional: true,
+  },
+  {
+    id: 'express-valid',
+    label: 'Express + apiKeyAuth, valid key',
+    server: 'express-auth',
+    store: 'small',
+    presented: 'valid',
+    expectedStatus: 200,
+    reference: 'express-bare',
+  },
 ]
 
 interface Target {
@@ -220,7 +283,11 @@ function shutDown(code: number): Promise<void> {
   return shuttingDown
 }
 
-function startServer(scenario: Scenario, config: ServerConfig, profileDir: string | undefined): Promise<{ child: ChildProcess; port: number }> {
+function startServer(
+  scenario: Scenario,
+  config: ServerConfig,
+  profileDir: string | undefined,
+): Promise<{ child: ChildProcess; port: number }> {
   const nodeArgs = ['--import', 'tsx']
   // One folder per server: node also profiles the module-loader thread, into a file of its own.
   if (profileDir !== undefined) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(profileDir, scenario.id)}`)
@@ -237,7 +304,8 @@ function startServer(scenario: Scenario, config: ServerConfig, profileDir: strin
   child.on('error', (error) => log(`${scenario.id}: ${error.message}`))
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error('did not start within 60 s')), 60_000)
-    const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null) => fail(new Error(`exited (${signal ?? code}) before listening`))
+    const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      fail(new Error(`exited (${signal ?? code}) before listening`))
     const fail = (error: Error) => {
       clearTimeout(timer)
       child.off('exit', onEarlyExit)
@@ -391,10 +459,19 @@ function headersFor(presented: Presented, fixture: KeyFixture | undefined): Reco
 }
 
 function selectScenarios(): Scenario[] {
-  const only = flags.only?.split(',').map((id) => id.trim()).filter(Boolean)
-  const skip = new Set(flags.skip?.split(',').map((id) => id.trim()).filter(Boolean))
+  const only = flags.only
+    ?.split(',')
+    .map((id) => id.trim())
+    .filter(Boolean)
+  const skip = new Set(
+    flags.skip
+      ?.split(',')
+      .map((id) => id.trim())
+      .filter(Boolean),
+  )
   for (const id of [...(only ?? []), ...skip]) {
-    if (!SCENARIOS.some((scenario) => scenario.id === id)) throw new Error(`bench: no scenario "${id}" (${SCENARIOS.map((s) => s.id).join(', ')})`)
+    if (!SCENARIOS.some((scenario) => scenario.id === id))
+      throw new Error(`bench: no scenario "${id}" (${SCENARIOS.map((s) => s.id).join(', ')})`)
   }
   const wanted = new Set(only ?? SCENARIOS.filter((scenario) => !scenario.optional).map((scenario) => scenario.id))
   // A ratio needs its reference in the same rounds.
@@ -408,7 +485,9 @@ function selectScenarios(): Scenario[] {
 
 async function main(): Promise<void> {
   if (flags.help) {
-    process.stdout.write(`${HELP}${SCENARIOS.map((s) => `\n  ${s.id.padEnd(20)} ${s.label}${s.optional ? ' (only with --only)' : ''}`).join('')}\n`)
+    process.stdout.write(
+      `${HELP}${SCENARIOS.map((s) => `\n  ${s.id.padEnd(20)} ${s.label}${s.optional ? ' (only with --only)' : ''}`).join('')}\n`,
+    )
     return
   }
   const runStartedAt = Date.now()
@@ -423,7 +502,9 @@ async function main(): Promise<void> {
   }
   if (flags.pin) execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' })
 
-  log(`keyward bench: ${selected.length} scenarios, ${options.rounds} rounds × ${options.duration} s, warm-up ${options.warmup} s, ${options.connections} connections`)
+  log(
+    `keyward bench: ${selected.length} scenarios, ${options.rounds} rounds × ${options.duration} s, warm-up ${options.warmup} s, ${options.connections} connections`,
+  )
   log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}${flags.pin ? ', servers pinned to CPU 1' : ''}`)
 
   // Stores ---------------------------------------------------------------------------------------
@@ -548,7 +629,7 @@ async function main(): Promise<void> {
     'Each round measures reference, A, reference, B, reference, ... (B and A swap every other round). req/s, p50, p99: medians over the rounds;',
     '× ref: median over the rounds of the ratio to the mean of the two reference runs just before and after (so a drift in machine load cancels).',
     'Compare scenarios by × ref, not by req/s: each req/s median comes from different moments of a machine whose load changes.',
-    'CPU µs/req: the server process\'s CPU time (user + system) per request, a second view of cost (it too rises when the machine is busy).',
+    "CPU µs/req: the server process's CPU time (user + system) per request, a second view of cost (it too rises when the machine is busy).",
     '',
     throughputTable(figures, pending),
     '',
@@ -560,7 +641,10 @@ async function main(): Promise<void> {
 
   if (profileDir !== undefined) printProfiles(profileDir)
   if (flags.json !== undefined) {
-    writeFileSync(flags.json, `${JSON.stringify({ options, pending: Object.fromEntries(pending), figures: Object.fromEntries(figures), writes: Object.fromEntries(writes) }, null, 2)}\n`)
+    writeFileSync(
+      flags.json,
+      `${JSON.stringify({ options, pending: Object.fromEntries(pending), figures: Object.fromEntries(figures), writes: Object.fromEntries(writes) }, null, 2)}\n`,
+    )
     log(`raw figures written to ${flags.json}`)
   }
 }
@@ -613,8 +697,11 @@ function summarize(order: Scenario[], measured: Map<string, Measured>): Map<stri
     const own = measured.get(scenario.id) as Measured
     const compared = scenario.compareTo === undefined ? undefined : measured.get(scenario.compareTo)
     // Both bracketed by the same reference in the same round: their quotient compares them directly.
-    const comparison = compared === undefined ? [] : own.ratios.map((ratio, round) => ratio / (compared.ratios[round] ?? Number.NaN)).filter(Number.isFinite)
-    const statusProblem = own.runs.flatMap((run) => Object.entries(run.statuses).filter(([code]) => Number(code) !== scenario.expectedStatus))
+    const comparison =
+      compared === undefined ? [] : own.ratios.map((ratio, round) => ratio / (compared.ratios[round] ?? Number.NaN)).filter(Number.isFinite)
+    const statusProblem = own.runs.flatMap((run) =>
+      Object.entries(run.statuses).filter(([code]) => Number(code) !== scenario.expectedStatus),
+    )
     const errors = own.runs.reduce((sum, run) => sum + run.errors, 0)
     figures.set(scenario.id, {
       runs: own.runs,
@@ -660,7 +747,17 @@ function throughputTable(figures: Map<string, Figures>, pending: Map<string, str
       reference,
     ])
     if (scenario.compareTo !== undefined) {
-      rows.push([`  ↳ vs ${scenario.compareTo} (${thousands(options.small)} keys)`, '', '', '', fixed(figure.comparison, 2), '', '', '', scenario.compareTo])
+      rows.push([
+        `  ↳ vs ${scenario.compareTo} (${thousands(options.small)} keys)`,
+        '',
+        '',
+        '',
+        fixed(figure.comparison, 2),
+        '',
+        '',
+        '',
+        scenario.compareTo,
+      ])
     }
     if (figure.statusProblem !== undefined) rows.push([`  ↳ ${figure.statusProblem}`, '', '', '', '', '', '', '', ''])
   }
@@ -669,12 +766,26 @@ function throughputTable(figures: Map<string, Figures>, pending: Map<string, str
 }
 
 function writesTable(order: Scenario[], writes: Map<string, ServerStats>, running: Map<string, Running>): string {
-  const rows: string[][] = [['database writes (usage)', 'client 2xx', 'counted', 'writes', 'SQL stmts', 'writes/1k req', 'stmts/1k req', 'min gap ms', 'stored = counted', 'last_used_at']]
+  const rows: string[][] = [
+    [
+      'database writes (usage)',
+      'client 2xx',
+      'counted',
+      'writes',
+      'SQL stmts',
+      'writes/1k req',
+      'stmts/1k req',
+      'min gap ms',
+      'stored = counted',
+      'last_used_at',
+    ],
+  ]
   if (writes.size === 0) return 'database writes: no server with a store was measured.'
   for (const scenario of order) {
     const stats = writes.get(scenario.id)
     if (stats === undefined) continue
-    const perThousand = (count: number | null) => (count === null ? 'n/a' : stats.usageRequests === 0 ? '0' : fixed((count / stats.usageRequests) * 1000, 3))
+    const perThousand = (count: number | null) =>
+      count === null ? 'n/a' : stats.usageRequests === 0 ? '0' : fixed((count / stats.usageRequests) * 1000, 3)
     const check = stats.check
     const server = running.get(scenario.id)
     rows.push([
@@ -686,8 +797,18 @@ function writesTable(order: Scenario[], writes: Map<string, ServerStats>, runnin
       perThousand(stats.usageWrites),
       perThousand(stats.sqlUsageStatements),
       minimumGap(stats.writeTimesMs),
-      check === undefined ? '?' : check.storedRequests === check.countedRequests ? `yes (${thousands(check.storedRequests)})` : `NO: ${check.storedRequests} ≠ ${check.countedRequests}`,
-      check?.lastUsedAt === null || check === undefined ? (stats.usageRequests === 0 ? '—' : 'NOT WRITTEN') : check.lastUsedAt >= check.startedAt ? check.lastUsedAt.slice(11, 23) : `STALE ${check.lastUsedAt}`,
+      check === undefined
+        ? '?'
+        : check.storedRequests === check.countedRequests
+          ? `yes (${thousands(check.storedRequests)})`
+          : `NO: ${check.storedRequests} ≠ ${check.countedRequests}`,
+      check?.lastUsedAt === null || check === undefined
+        ? stats.usageRequests === 0
+          ? '—'
+          : 'NOT WRITTEN'
+        : check.lastUsedAt >= check.startedAt
+          ? check.lastUsedAt.slice(11, 23)
+          : `STALE ${check.lastUsedAt}`,
     ])
   }
   return [
@@ -711,7 +832,12 @@ function minimumGap(times: number[]): string {
   return String(gap)
 }
 
-function targetsReport(figures: Map<string, Figures>, writes: Map<string, ServerStats>, pending: Map<string, string>, running: Map<string, Running>): string {
+function targetsReport(
+  figures: Map<string, Figures>,
+  writes: Map<string, ServerStats>,
+  pending: Map<string, string>,
+  running: Map<string, Running>,
+): string {
   const verdict = (ok: boolean | undefined) => (ok === undefined ? 'n/a ' : ok ? 'PASS' : 'MISS')
   const lines = ['Targets (issues 4, 5):']
   for (const target of TARGETS) {
@@ -724,7 +850,9 @@ function targetsReport(figures: Map<string, Figures>, writes: Map<string, Server
       else if (target.scenario === 'hono-valid-large') measured = `${fixed(figure.comparison, 3)}× the small store`
       else measured = `${fixed(figure.ratio, 3)}×`
     }
-    lines.push(`  ${reason !== undefined && ok === undefined ? 'PEND' : verdict(ok)}  ${target.text.padEnd(46)} ${measured || (reason ?? '')}`)
+    lines.push(
+      `  ${reason !== undefined && ok === undefined ? 'PEND' : verdict(ok)}  ${target.text.padEnd(46)} ${measured || (reason ?? '')}`,
+    )
   }
   // ≤ 1 write per key per flush interval: every write carries at most one row per key and day,
   // and no two writes of a server come closer than (almost) one interval.
@@ -744,27 +872,39 @@ function targetsReport(figures: Map<string, Figures>, writes: Map<string, Server
       const lastUsed = stats.usageRequests === 0 || (stats.check?.lastUsedAt ?? '') >= (stats.check?.startedAt ?? '~')
       return stored && lastUsed && server !== undefined && countedEverything(server, stats)
     })
-    lines.push(`  ${verdict(exact)}  ${'usage counts and last_used_at written'.padEnd(46)} ${writes.size} servers checked after a final flush`)
+    lines.push(
+      `  ${verdict(exact)}  ${'usage counts and last_used_at written'.padEnd(46)} ${writes.size} servers checked after a final flush`,
+    )
   }
   const floor = figures.get('hono-empty')
   if (floor !== undefined) lines.push(`  info  ${'floor: empty middleware / bare Hono'.padEnd(46)} ${fixed(floor.ratio, 2)}×`)
   const expressFloor = figures.get('express-empty')
-  if (expressFloor !== undefined) lines.push(`  info  ${'floor: empty middleware / bare Express'.padEnd(46)} ${fixed(expressFloor.ratio, 2)}×`)
+  if (expressFloor !== undefined)
+    lines.push(`  info  ${'floor: empty middleware / bare Express'.padEnd(46)} ${fixed(expressFloor.ratio, 2)}×`)
   const valid = figures.get('hono-valid')
   // Both bracketed by bare Hono in the same rounds: their quotient compares them directly.
-  const versus = (a: Figures, b: Figures) => median(a.ratios.map((ratio, round) => ratio / (b.ratios[round] ?? Number.NaN)).filter(Number.isFinite))
+  const versus = (a: Figures, b: Figures) =>
+    median(a.ratios.map((ratio, round) => ratio / (b.ratios[round] ?? Number.NaN)).filter(Number.isFinite))
   const header = figures.get('hono-header')
   if (header !== undefined) lines.push(`  info  ${'floor: header-reading middleware / bare Hono'.padEnd(46)} ${fixed(header.ratio, 2)}×`)
   const anchor = figures.get('hono-floor')
-  if (anchor !== undefined) lines.push(`  info  ${'floor: minimal key check / bare Hono'.padEnd(46)} ${fixed(anchor.ratio, 2)}× (issue 4 measured about 0.75×)`)
-  if (valid !== undefined && header !== undefined) lines.push(`  info  ${'apiKeyAuth valid / header-reading middleware'.padEnd(46)} ${fixed(versus(valid, header), 2)}× (what keyward adds to reading a header)`)
-  if (valid !== undefined && anchor !== undefined) lines.push(`  info  ${'apiKeyAuth valid / minimal key check'.padEnd(46)} ${fixed(versus(valid, anchor), 2)}×`)
+  if (anchor !== undefined)
+    lines.push(`  info  ${'floor: minimal key check / bare Hono'.padEnd(46)} ${fixed(anchor.ratio, 2)}× (issue 4 measured about 0.75×)`)
+  if (valid !== undefined && header !== undefined)
+    lines.push(
+      `  info  ${'apiKeyAuth valid / header-reading middleware'.padEnd(46)} ${fixed(versus(valid, header), 2)}× (what keyward adds to reading a header)`,
+    )
+  if (valid !== undefined && anchor !== undefined)
+    lines.push(`  info  ${'apiKeyAuth valid / minimal key check'.padEnd(46)} ${fixed(versus(valid, anchor), 2)}×`)
   const pg = figures.get('hono-postgres')
   const bare = figures.get('hono-bare')
   if (bare !== undefined && valid !== undefined) {
-    lines.push(`  info  ${'p99: valid key vs bare Hono'.padEnd(46)} ${fixed(valid.p99, 2)} ms vs ${fixed(bare.p99, 2)} ms (the bare app's p99 bounds what any middleware can show)`)
+    lines.push(
+      `  info  ${'p99: valid key vs bare Hono'.padEnd(46)} ${fixed(valid.p99, 2)} ms vs ${fixed(bare.p99, 2)} ms (the bare app's p99 bounds what any middleware can show)`,
+    )
   }
-  if (pg !== undefined) lines.push(`  info  ${'PostgreSQL valid key / bare Hono'.padEnd(46)} ${fixed(pg.ratio, 2)}× (p99 ${fixed(pg.p99, 2)} ms)`)
+  if (pg !== undefined)
+    lines.push(`  info  ${'PostgreSQL valid key / bare Hono'.padEnd(46)} ${fixed(pg.ratio, 2)}× (p99 ${fixed(pg.p99, 2)} ms)`)
   return lines.join('\n')
 }
 
@@ -786,4 +926,4 @@ try {
     process.exitCode = 1
   }
 }
-await shutDown(interrupted ? 130 : (process.exitCode as number | undefined) ?? 0)
+await shutDown(interrupted ? 130 : ((process.exitCode as number | undefined) ?? 0))

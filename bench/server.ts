@@ -12,15 +12,23 @@
  * `prepare`, node-postgres' `Client#query`).
  */
 import { hash } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import Database from 'better-sqlite3'
 import type { RequestHandler } from 'express'
 import type { Keyward } from '../src/core/keyward.js'
 import type { KeyStore } from '../src/core/types.js'
 import { keyward, openStore } from '../src/index.js'
 
-export type ServerKind = 'hono-bare' | 'hono-empty' | 'hono-header' | 'hono-floor' | 'hono-auth' | 'express-bare' | 'express-empty' | 'express-auth'
+export type ServerKind =
+  | 'hono-bare'
+  | 'hono-empty'
+  | 'hono-header'
+  | 'hono-floor'
+  | 'hono-auth'
+  | 'express-bare'
+  | 'express-empty'
+  | 'express-auth'
 
 export interface ServerConfig {
   kind: ServerKind
@@ -120,7 +128,8 @@ async function countPostgresWrites(): Promise<void> {
   const query = pg.Client.prototype.query as (...args: unknown[]) => unknown
   pg.Client.prototype.query = function countingQuery(this: unknown, ...args: unknown[]) {
     const first = args[0]
-    const text = typeof first === 'string' ? first : typeof (first as { text?: unknown })?.text === 'string' ? (first as { text: string }).text : ''
+    const text =
+      typeof first === 'string' ? first : typeof (first as { text?: unknown })?.text === 'string' ? (first as { text: string }).text : ''
     if (WRITE_STATEMENT.test(text)) countWriteStatement()
     return query.apply(this, args)
   } as typeof pg.Client.prototype.query
@@ -221,7 +230,9 @@ async function main(): Promise<void> {
   if (needsKeys && config.database === undefined) throw new Error(`${config.kind} needs a database`)
   const opened = needsKeys ? await openKeyward(config.database as string) : undefined
   const baseline = opened && config.keyId ? await opened.store.totalRequests([config.keyId]) : 0
-  const server = config.kind.startsWith('hono') ? await honoApp(config.kind, opened?.kw, config.presentedKey) : await expressApp(config.kind, opened?.kw)
+  const server = config.kind.startsWith('hono')
+    ? await honoApp(config.kind, opened?.kw, config.presentedKey)
+    : await expressApp(config.kind, opened?.kw)
 
   let stopping = false
   const stop = async () => {

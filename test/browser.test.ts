@@ -113,7 +113,7 @@ describe.skipIf(!hasChromium)('the example app’s API reference page', () => {
       await page.waitForFunction(
         (expected) => {
           // Runs in the page; the tests are compiled without the DOM library.
-          // biome-ignore lint/performance/useDomNodeTextContent: innerText is what is shown; textContent includes hidden text
+          // innerText, not textContent: what is shown, without hidden text.
           const text = (globalThis as unknown as { document: { body: { innerText: string } } }).document.body.innerText
           return expected.every((summary) => text.includes(summary))
         },

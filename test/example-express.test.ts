@@ -36,9 +36,15 @@ describe('the Express example app', () => {
     const bad = await fetch(`${url}/v1/orders`, { method: 'POST', headers, body: '{' })
     expect(bad.status).toBe(400)
 
-    const reporting = await readJson(await fetch(`${url}/api-keys`, { method: 'POST', headers, body: JSON.stringify({ name: 'Reporting', scopes: ['orders:read'] }) }))
+    const reporting = await readJson(
+      await fetch(`${url}/api-keys`, { method: 'POST', headers, body: JSON.stringify({ name: 'Reporting', scopes: ['orders:read'] }) }),
+    )
     expect((await fetch(`${url}/v1/orders`, { headers: { 'x-api-key': reporting.key } })).status).toBe(200)
-    const denied = await fetch(`${url}/v1/orders`, { method: 'POST', headers: { ...headers, 'x-api-key': reporting.key }, body: JSON.stringify({ item: 'tea' }) })
+    const denied = await fetch(`${url}/v1/orders`, {
+      method: 'POST',
+      headers: { ...headers, 'x-api-key': reporting.key },
+      body: JSON.stringify({ item: 'tea' }),
+    })
     expect(denied.status).toBe(403)
   })
 

@@ -78,18 +78,42 @@ describe.each(versions)('keyward/express on $version', ({ express }) => {
       app.use('/api-keys', createKeysRouter({ keyward: kw }))
       const { url } = await serve(app)
 
-      const created = await fetch(`${url}/api-keys`, { method: 'POST', headers: json(adminKey), body: JSON.stringify({ name: 'From JSON', metadata: { a: [1, { b: 'é' }] } }) })
+      const created = await fetch(`${url}/api-keys`, {
+        method: 'POST',
+        headers: json(adminKey),
+        body: JSON.stringify({ name: 'From JSON', metadata: { a: [1, { b: 'é' }] } }),
+      })
       expect(created.status).toBe(201)
       expect(await readJson(created)).toMatchObject({ name: 'From JSON', metadata: { a: [1, { b: 'é' }] } })
 
-      await expectProblem(await fetch(`${url}/api-keys`, { method: 'POST', headers: json(adminKey), body: '{"name": ' }), 400, 'invalid_json')
-      await expectProblem(await fetch(`${url}/api-keys`, { method: 'POST', headers: { 'x-api-key': adminKey, 'content-type': 'text/plain' }, body: '{"name":"text"}' }), 415, 'unsupported_media_type')
       await expectProblem(
-        await fetch(`${url}/api-keys`, { method: 'POST', headers: { 'x-api-key': adminKey, 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=form&scopes[0]=a' }),
+        await fetch(`${url}/api-keys`, { method: 'POST', headers: json(adminKey), body: '{"name": ' }),
+        400,
+        'invalid_json',
+      )
+      await expectProblem(
+        await fetch(`${url}/api-keys`, {
+          method: 'POST',
+          headers: { 'x-api-key': adminKey, 'content-type': 'text/plain' },
+          body: '{"name":"text"}',
+        }),
         415,
         'unsupported_media_type',
       )
-      await expectProblem(await fetch(`${url}/api-keys`, { method: 'POST', headers: json(adminKey), body: JSON.stringify({ name: 'x'.repeat(20_000) }) }), 413, 'payload_too_large')
+      await expectProblem(
+        await fetch(`${url}/api-keys`, {
+          method: 'POST',
+          headers: { 'x-api-key': adminKey, 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'name=form&scopes[0]=a',
+        }),
+        415,
+        'unsupported_media_type',
+      )
+      await expectProblem(
+        await fetch(`${url}/api-keys`, { method: 'POST', headers: json(adminKey), body: JSON.stringify({ name: 'x'.repeat(20_000) }) }),
+        413,
+        'payload_too_large',
+      )
       const listed = await kw.listKeys({ tenantId: 'acme' }, { limit: 100 })
       expect(listed.ok && listed.value.items.map((key) => key.name).sort()).toEqual(['From JSON', 'admin'])
     })
@@ -120,7 +144,11 @@ describe.each(versions)('keyward/express on $version', ({ express }) => {
       const big = JSON.stringify({ name: 'x', metadata: { blob: 'x'.repeat(200_000) } })
       // 401 is decided from the headers alone; the unread body must be drained, not reset the socket.
       for (let i = 0; i < 3; i++) {
-        await expectProblem(await fetch(`${url}/api-keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big }), 401, 'missing_api_key')
+        await expectProblem(
+          await fetch(`${url}/api-keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big }),
+          401,
+          'missing_api_key',
+        )
       }
     })
   })
@@ -149,7 +177,11 @@ describe.each(versions)('keyward/express on $version', ({ express }) => {
       expect(seen.sort()).toEqual(['admin', 'one', 'two'])
 
       // A body parser in the same router reports bad JSON to the keys router's error handler.
-      await expectProblem(await fetch(`${url}/tenants/acme/admin/api-keys`, { method: 'POST', headers: json(adminKey), body: '{' }), 400, 'invalid_json')
+      await expectProblem(
+        await fetch(`${url}/tenants/acme/admin/api-keys`, { method: 'POST', headers: json(adminKey), body: '{' }),
+        400,
+        'invalid_json',
+      )
       const document = await readJson(await fetch(`${url}/tenants/acme/admin/api-keys/openapi.json`))
       expect(Object.keys(document.paths)).toContain('/tenants/acme/admin/api-keys/{id}')
     })
@@ -181,11 +213,27 @@ describe.each(versions)('keyward/express on $version', ({ express }) => {
 
       await expectProblem(await fetch(`${url}/v1/orders`), 401, 'missing_api_key')
       await expectProblem(await fetch(`${url}/v1/orders`, { headers: { 'x-api-key': 'sk_live_bogus' } }), 401, 'invalid_api_key')
-      await expectProblem(await fetch(`${url}/api-keys`, { method: 'POST', headers: json(adminKey), body: '{"name": nope}' }), 400, 'invalid_json')
-      // Over the host parser's own 1 kb limit: body-parser's 413, answered by keyward.
-      await expectProblem(await fetch(`${url}/api-keys`, { method: 'POST', headers: json(adminKey), body: JSON.stringify({ name: 'x', metadata: { b: 'x'.repeat(2000) } }) }), 413, 'payload_too_large')
       await expectProblem(
-        await fetch(`${url}/api-keys`, { method: 'POST', headers: { 'x-api-key': adminKey, 'content-type': 'application/json; charset=klingon' }, body: '{"name":"x"}' }),
+        await fetch(`${url}/api-keys`, { method: 'POST', headers: json(adminKey), body: '{"name": nope}' }),
+        400,
+        'invalid_json',
+      )
+      // Over the host parser's own 1 kb limit: body-parser's 413, answered by keyward.
+      await expectProblem(
+        await fetch(`${url}/api-keys`, {
+          method: 'POST',
+          headers: json(adminKey),
+          body: JSON.stringify({ name: 'x', metadata: { b: 'x'.repeat(2000) } }),
+        }),
+        413,
+        'payload_too_large',
+      )
+      await expectProblem(
+        await fetch(`${url}/api-keys`, {
+          method: 'POST',
+          headers: { 'x-api-key': adminKey, 'content-type': 'application/json; charset=klingon' },
+          body: '{"name":"x"}',
+        }),
         415,
         'unsupported_media_type',
       )
@@ -239,7 +287,8 @@ describe.each(versions)('keyward/express on $version', ({ express }) => {
         createKeysRouter({
           keyward: kw,
           apiKeys: options.apiKeys,
-          authenticate: (req: HostRequest): Actor | null => (req.user ? { tenantId: req.user.tenantId, projectId: req.user.projectId ?? null } : null),
+          authenticate: (req: HostRequest): Actor | null =>
+            req.user ? { tenantId: req.user.tenantId, projectId: req.user.projectId ?? null } : null,
         }),
       )
       return (await serve(app)).url
@@ -260,7 +309,9 @@ describe.each(versions)('keyward/express on $version', ({ express }) => {
       const { kw } = await freshKeyward()
       const url = await hostApp(kw, { apiKeys: false })
       const headers = { 'x-session': 'sess_web', 'content-type': 'application/json' }
-      const created = await readJson(await fetch(`${url}/api-keys`, { method: 'POST', headers, body: JSON.stringify({ name: 'web worker' }) }))
+      const created = await readJson(
+        await fetch(`${url}/api-keys`, { method: 'POST', headers, body: JSON.stringify({ name: 'web worker' }) }),
+      )
       expect(created.project_id).toBe('proj_web')
       const listed: { name: string }[] = await readJson(await fetch(`${url}/api-keys`, { headers }))
       expect(listed.map((key) => key.name)).toEqual(['web worker'])

@@ -31,7 +31,10 @@ function hostApp(kw: Keyward, apiKeys: boolean) {
   return app
 }
 
-const bearer = async (claims: Record<string, unknown>) => ({ authorization: `Bearer ${await sign(claims, SECRET, 'HS256')}`, 'content-type': 'application/json' })
+const bearer = async (claims: Record<string, unknown>) => ({
+  authorization: `Bearer ${await sign(claims, SECRET, 'HS256')}`,
+  'content-type': 'application/json',
+})
 
 describe('management through the host app’s own auth (hono/jwt)', () => {
   it('creates and lists keys for the tenant the JWT names', async () => {
@@ -53,10 +56,22 @@ describe('management through the host app’s own auth (hono/jwt)', () => {
     const app = hostApp(kw, false)
     const acme = await bearer({ tenant_id: 'acme' })
     const globex = await bearer({ tenant_id: 'globex' })
-    const created = await readJson(await app.request('/api-keys', { method: 'POST', headers: acme, body: JSON.stringify({ name: 'acme key' }) }))
+    const created = await readJson(
+      await app.request('/api-keys', { method: 'POST', headers: acme, body: JSON.stringify({ name: 'acme key' }) }),
+    )
     expect(await readJson(await app.request('/api-keys', { headers: globex }))).toEqual([])
-    for (const [method, path] of [['GET', ''], ['PATCH', ''], ['DELETE', ''], ['POST', '/rotate'], ['GET', '/usage']] as const) {
-      const res = await app.request(`/api-keys/${created.id}${path}`, { method, headers: globex, body: method === 'PATCH' ? '{"name":"x"}' : undefined })
+    for (const [method, path] of [
+      ['GET', ''],
+      ['PATCH', ''],
+      ['DELETE', ''],
+      ['POST', '/rotate'],
+      ['GET', '/usage'],
+    ] as const) {
+      const res = await app.request(`/api-keys/${created.id}${path}`, {
+        method,
+        headers: globex,
+        body: method === 'PATCH' ? '{"name":"x"}' : undefined,
+      })
       expect(res.status, `${method} ${path}`).toBe(404)
       expect((await readJson(res)).code).toBe('not_found')
     }

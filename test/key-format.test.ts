@@ -62,7 +62,16 @@ describe('key format', () => {
     const { key } = generateKey('sk', 'live')
     expect(parseKey(key.replace('_live_', '_test_'), 'sk')).toBeNull()
     expect(parseKey(key, 'pk')).toBeNull()
-    for (const bad of ['', 'sk_live_', `${key} `, `${key}x`, key.slice(0, -1), key.toUpperCase(), 'sk_prod_' + key.slice(8), `x`.repeat(10_000)]) {
+    for (const bad of [
+      '',
+      'sk_live_',
+      `${key} `,
+      `${key}x`,
+      key.slice(0, -1),
+      key.toUpperCase(),
+      `sk_prod_${key.slice(8)}`,
+      `x`.repeat(10_000),
+    ]) {
       expect(parseKey(bad, 'sk'), JSON.stringify(bad.slice(0, 20))).toBeNull()
     }
   })

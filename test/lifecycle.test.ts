@@ -71,14 +71,24 @@ describe('rotation', () => {
     const clock = new TestClock()
     const kw = open(tempSqlitePath(), clock)
     const old = await create(kw, {
-      name: 'billing', projectId: 'proj_1', environment: 'test', scopes: ['orders:read'], metadata: { team: 'b' }, expiresInSeconds: 7 * 86400,
+      name: 'billing',
+      projectId: 'proj_1',
+      environment: 'test',
+      scopes: ['orders:read'],
+      metadata: { team: 'b' },
+      expiresInSeconds: 7 * 86400,
     })
     clock.advance(DAY)
     const rotated = await kw.rotateKey(tenant, old.record.id, { gracePeriodSeconds: 600 })
     if (!rotated.ok) throw new Error('rotate failed')
     const successor = rotated.value.newKey
     expect(successor).toMatchObject({
-      name: 'billing', projectId: 'proj_1', environment: 'test', scopes: ['orders:read'], metadata: { team: 'b' }, rotatedFromKeyId: old.record.id,
+      name: 'billing',
+      projectId: 'proj_1',
+      environment: 'test',
+      scopes: ['orders:read'],
+      metadata: { team: 'b' },
+      rotatedFromKeyId: old.record.id,
     })
     expect(successor.expiresAt?.getTime()).toBe(clock.ms + 7 * DAY)
     expect(rotated.value.key).toMatch(/^sk_test_/)
@@ -93,11 +103,17 @@ describe('rotation', () => {
     const admin = await create(kw, { name: 'admin' })
     const target = await create(kw, { name: 'svc' })
     const res = await fetch(`${base}/api-keys/${target.record.id}/rotate`, {
-      method: 'POST', headers: { 'x-api-key': admin.key, 'content-type': 'application/json' }, body: JSON.stringify({ grace_period_seconds: 60 }),
+      method: 'POST',
+      headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ grace_period_seconds: 60 }),
     })
     expect(res.status).toBe(201)
     const body = await readJson(res)
-    expect(body).toMatchObject({ old_key_id: target.record.id, new_key_id: body.id, grace_expires_at: new Date(clock.ms + 60_000).toISOString() })
+    expect(body).toMatchObject({
+      old_key_id: target.record.id,
+      new_key_id: body.id,
+      grace_expires_at: new Date(clock.ms + 60_000).toISOString(),
+    })
     expect(body.key_prefix).toBe(body.key.slice(0, 12))
     const ping = (key: string) => fetch(`${base}/v1/ping`, { headers: { authorization: `Bearer ${key}` } })
     expect((await ping(target.key)).status).toBe(200)
@@ -123,7 +139,9 @@ describe('rotation', () => {
     const target = await create(kw, { name: 'svc' })
     const rotate = (grace: unknown) =>
       fetch(`${base}/api-keys/${target.record.id}/rotate`, {
-        method: 'POST', headers: { 'x-api-key': admin.key, 'content-type': 'application/json' }, body: JSON.stringify({ grace_period_seconds: grace }),
+        method: 'POST',
+        headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
+        body: JSON.stringify({ grace_period_seconds: grace }),
       })
     for (const bad of [30 * 86400 + 1, -1, 1.5, 'soon']) {
       const res = await rotate(bad)
@@ -145,7 +163,10 @@ describe('rotation', () => {
     const target = await create(kwA, { name: 'svc' })
     const responses = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
-        fetch(`${i % 2 === 0 ? baseA : baseB}/api-keys/${target.record.id}/rotate`, { method: 'POST', headers: { 'x-api-key': admin.key } }),
+        fetch(`${i % 2 === 0 ? baseA : baseB}/api-keys/${target.record.id}/rotate`, {
+          method: 'POST',
+          headers: { 'x-api-key': admin.key },
+        }),
       ),
     )
     const statuses = responses.map((res) => res.status).sort()
@@ -176,10 +197,17 @@ describe('expiry', () => {
     expect((await kw.createKey(tenant, { name: 'a', expiresAt: future })).ok).toBe(true)
     expect((await kw.createKey(tenant, { name: 'b', expiresInSeconds: 60 })).ok).toBe(true)
     expect(await kw.createKey(tenant, { name: 'c', expiresAt: new Date(clock.ms).toISOString() })).toMatchObject({
-      ok: false, error: { code: 'validation_error', errors: [{ field: 'expires_at' }] },
+      ok: false,
+      error: { code: 'validation_error', errors: [{ field: 'expires_at' }] },
     })
-    expect(await kw.createKey(tenant, { name: 'd', expiresAt: future, expiresInSeconds: 60 })).toMatchObject({ ok: false, error: { code: 'validation_error' } })
-    expect(await kw.createKey(tenant, { name: 'e', expiresAt: 'tomorrow' })).toMatchObject({ ok: false, error: { code: 'validation_error' } })
+    expect(await kw.createKey(tenant, { name: 'd', expiresAt: future, expiresInSeconds: 60 })).toMatchObject({
+      ok: false,
+      error: { code: 'validation_error' },
+    })
+    expect(await kw.createKey(tenant, { name: 'e', expiresAt: 'tomorrow' })).toMatchObject({
+      ok: false,
+      error: { code: 'validation_error' },
+    })
   })
 
   it('rejects an expired key over HTTP with 401 api_key_expired from the first request past expiry, and PATCH can extend or clear it', async () => {
@@ -196,7 +224,11 @@ describe('expiry', () => {
     expect(expired.headers.get('www-authenticate')).toContain('error="invalid_token"')
     expect(await readJson(expired)).toMatchObject({ code: 'api_key_expired' })
     const patch = (body: unknown) =>
-      fetch(`${base}/api-keys/${key.record.id}`, { method: 'PATCH', headers: { 'x-api-key': admin.key, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      fetch(`${base}/api-keys/${key.record.id}`, {
+        method: 'PATCH',
+        headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
     const extended = await patch({ expires_at: new Date(clock.ms + 60_000).toISOString() })
     expect(extended.status).toBe(200)
     expect((await readJson(extended)).status).toBe('active')
@@ -236,7 +268,7 @@ describe('scheduled rotation', () => {
     expect(event.type).toBe('api_key.rotated')
     expect(event.data.old_key_id).toBe(key.record.id)
     expect(message.headers['webhook-id']).toMatch(/^msg_/)
-    expect(() => new Webhook('whsec_' + Buffer.from('x'.repeat(24)).toString('base64')).verify(message.body, message.headers)).toThrow()
+    expect(() => new Webhook(`whsec_${Buffer.from('x'.repeat(24)).toString('base64')}`).verify(message.body, message.headers)).toThrow()
     // The delivered secret works, the old one works until the grace ends.
     expect(await kw.verify(event.data.key)).toMatchObject({ ok: true, key: { id: event.data.new_key_id, scopes: ['orders:read'] } })
     expect((await kw.verify(key.key)).ok).toBe(true)
@@ -309,7 +341,11 @@ describe('scheduled rotation', () => {
     expect(run.failed).toBeGreaterThanOrEqual(1)
     const successorId = JSON.parse((gone.received[0] as Received).body).data.new_key_id
     const successor = await kw.getKey(tenant, successorId)
-    expect(successor.ok && successor.value).toMatchObject({ rotation_interval_days: null, next_rotation_at: null, rotated_from_key_id: key.record.id })
+    expect(successor.ok && successor.value).toMatchObject({
+      rotation_interval_days: null,
+      next_rotation_at: null,
+      rotated_from_key_id: key.record.id,
+    })
   })
 
   it('keeps the pending payload encrypted at rest when a pepper is set, and wipes it once settled', async () => {

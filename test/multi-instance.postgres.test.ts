@@ -140,7 +140,9 @@ describe.skipIf(!hasPostgres)('two app processes on one PostgreSQL database', ()
       const statuses: number[] = []
       // Waves of 40 concurrent requests, alternating instances, so both buffer and flush counts.
       for (let wave = 0; wave < requests / 40; wave++) {
-        const wave_ = await Promise.all(Array.from({ length: 40 }, (_, i) => ping(i % 2 === 0 ? a : b, created.key).then((res) => res.status)))
+        const wave_ = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => ping(i % 2 === 0 ? a : b, created.key).then((res) => res.status)),
+        )
         statuses.push(...wave_)
       }
       expect(statuses.filter((status) => status === 200)).toHaveLength(requests)

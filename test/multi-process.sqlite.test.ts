@@ -43,7 +43,8 @@ describe('two processes on one SQLite file', () => {
     const created = await admin.createKey(tenant, { name: 'shared', scopes: ['orders:read'] })
     if (!created.ok) throw new Error('create failed')
     const app = await startAppProcess(path)
-    const scopes = async () => (await readJson(await fetch(`${app.baseUrl}/v1/ping`, { headers: { 'x-api-key': created.value.key } }))).scopes
+    const scopes = async () =>
+      (await readJson(await fetch(`${app.baseUrl}/v1/ping`, { headers: { 'x-api-key': created.value.key } }))).scopes
     expect(await scopes()).toEqual(['orders:read'])
     await admin.updateKey(tenant, created.value.record.id, { scopes: ['orders:write'] })
     const delay = await timeUntil(async () => JSON.stringify(await scopes()) === '["orders:write"]')

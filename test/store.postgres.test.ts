@@ -307,7 +307,9 @@ async function listenerPid(url: string): Promise<number> {
 
 async function listenerCount(url: string): Promise<number> {
   const result = await withClient(url, (client) =>
-    client.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'keyward-listener'`),
+    client.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'keyward-listener'`,
+    ),
   )
   return result.rows[0]?.n ?? 0
 }

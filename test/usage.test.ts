@@ -5,8 +5,8 @@ import { StoreUnavailableError } from '../src/core/types.js'
 import { apiKeyAuth, createKeysRouter } from '../src/hono/index.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 import { TestClock } from './helpers/clock.js'
-import { instrument } from './helpers/instrumented-store.js'
 import { readJson } from './helpers/http.js'
+import { instrument } from './helpers/instrumented-store.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
 const tenant = { tenantId: 'acme' }
@@ -41,7 +41,9 @@ describe('usage tracking', () => {
     const app = appFor(kw)
     const perKey = [250, 120, 31]
     await Promise.all(
-      keys.flatMap((key, i) => Array.from({ length: perKey[i] as number }, () => app.request('/v1/ping', { headers: { 'x-api-key': key.key } }))),
+      keys.flatMap((key, i) =>
+        Array.from({ length: perKey[i] as number }, () => app.request('/v1/ping', { headers: { 'x-api-key': key.key } })),
+      ),
     )
     expect(store.calls.recordUsage ?? 0).toBe(0)
     expect(kw.pendingUsage).toBe(401)

@@ -24,7 +24,16 @@ describe('verification', () => {
     const decision = await kw.verify(key)
     expect(decision).toEqual({
       ok: true,
-      key: { id, tenantId: 'acme', projectId: null, name: 'k', environment: 'live', scopes: ['orders:read'], metadata: {}, expiresAt: null },
+      key: {
+        id,
+        tenantId: 'acme',
+        projectId: null,
+        name: 'k',
+        environment: 'live',
+        scopes: ['orders:read'],
+        metadata: {},
+        expiresAt: null,
+      },
     })
     expect(JSON.stringify(decision)).not.toMatch(/hash|sk_live/i)
     await kw.close()

@@ -1,5 +1,5 @@
-import type { ApiKeyRecord, KeyStatus, VerifiedKey } from './types.js'
 import type { VerifyErrorCode } from './errors.js'
+import type { ApiKeyRecord, KeyStatus, VerifiedKey } from './types.js'
 
 /**
  * What verification needs of a key row, precomputed once per cache fill: the frozen value handed

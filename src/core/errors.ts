@@ -4,18 +4,30 @@
  * (`{ ok: false, error }`); only adapters turn it into a response, from this table.
  */
 export const ERRORS = {
-  missing_api_key: { status: 401, title: 'Missing API key', detail: 'Send an API key in the X-API-Key header or as Authorization: Bearer <key>.' },
+  missing_api_key: {
+    status: 401,
+    title: 'Missing API key',
+    detail: 'Send an API key in the X-API-Key header or as Authorization: Bearer <key>.',
+  },
   invalid_api_key: { status: 401, title: 'Invalid API key', detail: 'The API key is not valid.' },
   api_key_revoked: { status: 401, title: 'API key revoked', detail: 'The API key has been revoked.' },
   api_key_expired: { status: 401, title: 'API key expired', detail: 'The API key has expired.' },
-  api_key_rotated: { status: 401, title: 'API key rotated', detail: 'The API key was rotated and its grace period has ended; use its replacement.' },
+  api_key_rotated: {
+    status: 401,
+    title: 'API key rotated',
+    detail: 'The API key was rotated and its grace period has ended; use its replacement.',
+  },
   unauthenticated: { status: 401, title: 'Authentication required', detail: 'This call needs credentials.' },
   insufficient_scope: { status: 403, title: 'Insufficient scope', detail: 'The API key lacks a scope this request needs.' },
   forbidden: { status: 403, title: 'Forbidden', detail: 'The caller may not do this.' },
   not_found: { status: 404, title: 'Not found', detail: 'No such API key.' },
   route_not_found: { status: 404, title: 'Not found', detail: 'No such route.' },
   method_not_allowed: { status: 405, title: 'Method not allowed', detail: 'This route does not accept that method.' },
-  already_rotated: { status: 409, title: 'Already rotated', detail: 'The API key has already been rotated; rotate its replacement instead.' },
+  already_rotated: {
+    status: 409,
+    title: 'Already rotated',
+    detail: 'The API key has already been rotated; rotate its replacement instead.',
+  },
   key_revoked: { status: 409, title: 'API key revoked', detail: 'A revoked API key cannot be changed or rotated.' },
   validation_error: { status: 400, title: 'Invalid request', detail: 'The request has invalid fields.' },
   invalid_json: { status: 400, title: 'Malformed JSON', detail: 'The request body is not valid JSON.' },
@@ -28,12 +40,7 @@ export const ERRORS = {
 export type ErrorCode = keyof typeof ERRORS
 
 /** The codes a failed verification can carry. */
-export type VerifyErrorCode =
-  | 'invalid_api_key'
-  | 'api_key_revoked'
-  | 'api_key_expired'
-  | 'api_key_rotated'
-  | 'store_unavailable'
+export type VerifyErrorCode = 'invalid_api_key' | 'api_key_revoked' | 'api_key_expired' | 'api_key_rotated' | 'store_unavailable'
 
 export interface FieldError {
   /** Dotted path into the body or query, e.g. `scopes.2`. */

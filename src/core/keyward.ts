@@ -17,17 +17,7 @@ import {
   webhookUrlSchema,
 } from './schemas.js'
 import { type DeliveryObject, type KeyObject, toDeliveryObject, toKeyObject } from './serialize.js'
-import type {
-  Actor,
-  ApiKeyRecord,
-  Environment,
-  KeyPatch,
-  KeyStatus,
-  KeyStore,
-  ListCursor,
-  Metadata,
-  WebhookDelivery,
-} from './types.js'
+import type { Actor, ApiKeyRecord, Environment, KeyPatch, KeyStatus, KeyStore, ListCursor, Metadata, WebhookDelivery } from './types.js'
 import { StoreUnavailableError } from './types.js'
 import { UsageBuffer, utcDay } from './usage.js'
 import { DEFAULT_RETRY_SCHEDULE_SECONDS, newWebhookSecret, openPayload, sealPayload, webhookHeaders } from './webhooks.js'
@@ -177,7 +167,10 @@ const updateSchema = z.strictObject({
   name: nameSchema.optional(),
   scopes: scopesSchema.optional(),
   metadata: metadataSchema.optional(),
-  expiresAt: z.union([z.date(), z.iso.datetime({ offset: true })]).nullable().optional(),
+  expiresAt: z
+    .union([z.date(), z.iso.datetime({ offset: true })])
+    .nullable()
+    .optional(),
   rotationIntervalDays: rotationIntervalDaysSchema.nullable().optional(),
   rotationWebhookUrl: webhookUrlSchema.nullable().optional(),
 })
@@ -480,7 +473,8 @@ export class Keyward {
     let after: ListCursor | undefined
     if (cursor !== undefined) {
       after = decodeCursor(cursor)
-      if (after === undefined) return fail('validation_error', 'The cursor is not valid.', [{ field: 'cursor', message: 'is not a cursor this API issued' }])
+      if (after === undefined)
+        return fail('validation_error', 'The cursor is not valid.', [{ field: 'cursor', message: 'is not a cursor this API issued' }])
     }
     if (actor.projectId && projectId !== undefined && projectId !== actor.projectId) {
       return ok({ items: [], nextCursor: null })
@@ -591,7 +585,11 @@ export class Keyward {
     if (denied) return denied
     const grace = gracePeriodSecondsSchema.optional().safeParse(input.gracePeriodSeconds)
     if (!grace.success) {
-      return fail('validation_error', 'The request has invalid fields.', fieldErrors(grace.error).map((e) => ({ ...e, field: 'grace_period_seconds' })))
+      return fail(
+        'validation_error',
+        'The request has invalid fields.',
+        fieldErrors(grace.error).map((e) => ({ ...e, field: 'grace_period_seconds' })),
+      )
     }
     return this.#guard(async (store) => {
       const current = await this.#findVisible(store, actor, id)
@@ -618,7 +616,10 @@ export class Keyward {
     const denied = checkActor(actor) ?? this.#needScope(actor, 'api_keys:read')
     if (denied) return denied
     const days = z.number().int().min(1).max(90).optional().safeParse(input.days)
-    if (!days.success) return fail('validation_error', 'The request has invalid fields.', [{ field: 'days', message: 'must be a whole number from 1 to 90' }])
+    if (!days.success)
+      return fail('validation_error', 'The request has invalid fields.', [
+        { field: 'days', message: 'must be a whole number from 1 to 90' },
+      ])
     const dayCount = days.data ?? 30
     return this.#guard(async (store) => {
       // This process's buffer is written first, so a single instance reads its own counts (and
@@ -646,7 +647,10 @@ export class Keyward {
         const date = utcDay(nowMs - i * DAY_MS)
         daily.push({ date, requests: counts.get(date) ?? 0 })
       }
-      const lastUsedAt = chain.reduce<Date | null>((latest, key) => (key.lastUsedAt !== null && (latest === null || key.lastUsedAt > latest) ? key.lastUsedAt : latest), null)
+      const lastUsedAt = chain.reduce<Date | null>(
+        (latest, key) => (key.lastUsedAt !== null && (latest === null || key.lastUsedAt > latest) ? key.lastUsedAt : latest),
+        null,
+      )
       return ok({
         key_id: record.id,
         name: record.name,
@@ -790,14 +794,18 @@ export class Keyward {
         error = errorMessage(cause)
       }
     }
-    const attempts = [...delivery.attempts, { at: attemptAt.toISOString(), status, error, durationMs: Math.round(performance.now() - startedAt) }]
+    const attempts = [
+      ...delivery.attempts,
+      { at: attemptAt.toISOString(), status, error, durationMs: Math.round(performance.now() - startedAt) },
+    ]
     const succeeded = error === null
     const exhausted = gone || attempts.length > this.#retrySchedule.length
     const next: WebhookDelivery = {
       ...delivery,
       attempts,
       status: succeeded ? 'succeeded' : exhausted ? 'failed' : 'pending',
-      nextAttemptAt: succeeded || exhausted ? null : new Date(attemptAt.getTime() + jitter(this.#retrySchedule[attempts.length - 1] ?? 60) * 1000),
+      nextAttemptAt:
+        succeeded || exhausted ? null : new Date(attemptAt.getTime() + jitter(this.#retrySchedule[attempts.length - 1] ?? 60) * 1000),
       lockedUntil: null,
       updatedAt: attemptAt,
       // Once settled, the copy of the new secret is wiped.
@@ -911,7 +919,8 @@ function isUnrestricted(actor: Actor): boolean {
 }
 
 function checkActor(actor: Actor) {
-  if (!actorSchema.safeParse(actor).success) return fail('validation_error', 'The caller has no valid tenant id.', [{ field: 'tenant_id', message: 'is required' }])
+  if (!actorSchema.safeParse(actor).success)
+    return fail('validation_error', 'The caller has no valid tenant id.', [{ field: 'tenant_id', message: 'is required' }])
   return undefined
 }
 
@@ -931,13 +940,17 @@ function scopeCeiling(actor: Actor, granted: readonly string[]) {
 
 function resolveExpiry(expiresAt: Date | string | undefined, expiresInSeconds: number | undefined, now: Date): Result<Date | null> {
   if (expiresAt !== undefined && expiresInSeconds !== undefined) {
-    return fail('validation_error', 'Give expires_at or expires_in_seconds, not both.', [{ field: 'expires_in_seconds', message: 'cannot be combined with expires_at' }])
+    return fail('validation_error', 'Give expires_at or expires_in_seconds, not both.', [
+      { field: 'expires_in_seconds', message: 'cannot be combined with expires_at' },
+    ])
   }
   if (expiresInSeconds !== undefined) return ok(new Date(now.getTime() + expiresInSeconds * 1000))
   if (expiresAt === undefined) return ok(null)
   const instant = expiresAt instanceof Date ? expiresAt : new Date(expiresAt)
   if (Number.isNaN(instant.getTime()) || instant.getTime() <= now.getTime()) {
-    return fail('validation_error', 'expires_at must be a moment in the future.', [{ field: 'expires_at', message: 'must be in the future' }])
+    return fail('validation_error', 'expires_at must be a moment in the future.', [
+      { field: 'expires_at', message: 'must be in the future' },
+    ])
   }
   return ok(instant)
 }

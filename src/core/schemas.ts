@@ -23,9 +23,7 @@ export const nameSchema = z
   .refine((name) => name.trim().length > 0, 'must not be blank')
   .meta({ description: 'A human-readable label, 1-100 printable characters.', example: 'Production Backend' })
 
-export const scopeSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9_.:*/-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . : * / -')
+export const scopeSchema = z.string().regex(/^[A-Za-z0-9_.:*/-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . : * / -')
 
 export const scopesSchema = z
   .array(scopeSchema)
@@ -45,9 +43,7 @@ export const projectIdSchema = z
   .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . : -')
   .meta({ description: 'A project inside the tenant.', example: 'proj_web' })
 
-export const tenantIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9_.:@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 _ . : @ -')
+export const tenantIdSchema = z.string().regex(/^[A-Za-z0-9_.:@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 _ . : @ -')
 
 export const expiresInSecondsSchema = z
   .number()
@@ -69,7 +65,8 @@ export const webhookUrlSchema = z
 
 /** Zod issues as `{ field, message }` with the wire (snake_case) field names. */
 export function fieldErrors(error: z.ZodError, rename: (segment: string) => string = snakeCase): FieldError[] {
-  const fieldName = (path: PropertyKey[]) => path.map((segment) => (typeof segment === 'string' ? rename(segment) : String(segment))).join('.')
+  const fieldName = (path: PropertyKey[]) =>
+    path.map((segment) => (typeof segment === 'string' ? rename(segment) : String(segment))).join('.')
   return error.issues.flatMap((issue) =>
     // An unknown field is the failing field itself, named as the caller sent it (not renamed).
     issue.code === 'unrecognized_keys'

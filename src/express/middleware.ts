@@ -1,10 +1,9 @@
 import type { ServerResponse } from 'node:http'
 import type { Decision } from '../core/decide.js'
-import type { VerifyErrorCode } from '../core/errors.js'
 import type { ApiKeyAuthOptions } from '../hono/middleware.js'
-import { answerFor, keyExtractor, problemAnswer } from '../http/problem.js'
+import { answerFor, keyExtractor, problemAnswer, rejectionAnswers } from '../http/problem.js'
 import { defaultKeyward } from '../index.js'
-import { type ExpressRequestLike, headerValue, type KeywardRequestHandler, type NextLike, type PreparedAnswer, prepare, send } from './node-http.js'
+import { type ExpressRequestLike, headerValue, type KeywardRequestHandler, type NextLike, prepare, send } from './node-http.js'
 
 /** The same options as `apiKeyAuth` from `keyward/hono`: one set of options, two frameworks. */
 export type { ApiKeyAuthOptions }
@@ -22,7 +21,7 @@ export type { ApiKeyAuthOptions }
  */
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): KeywardRequestHandler {
   const extract = keyExtractor(options)
-  const answers = rejections(options.realm ?? 'keyward')
+  const answers = rejectionAnswers(options.realm ?? 'keyward', prepare)
   let instance = options.keyward
 
   const conclude = (decision: Decision, req: ExpressRequestLike, res: ServerResponse, next: NextLike) => {
@@ -62,23 +61,15 @@ export function requireScopes(...scopes: string[]): KeywardRequestHandler {
   const realm = 'keyward'
   const missing = prepare(answerFor('missing_api_key', realm))
   const insufficient = prepare(
-    problemAnswer({ code: 'insufficient_scope', detail: `This request needs the scope(s): ${scopes.join(', ')}.` }, { realm, scope: scopes }),
+    problemAnswer(
+      { code: 'insufficient_scope', detail: `This request needs the scope(s): ${scopes.join(', ')}.` },
+      { realm, scope: scopes },
+    ),
   )
   return function requireScopesMiddleware(req, res, next) {
     const key = req.apiKey as ExpressRequestLike['apiKey'] | undefined
     if (key === undefined) return send(res, missing)
     if (key.scopes.length > 0 && !scopes.every((scope) => key.scopes.includes(scope))) return send(res, insufficient)
     next()
-  }
-}
-
-function rejections(realm: string): Record<'missing_api_key' | VerifyErrorCode, PreparedAnswer> {
-  return {
-    missing_api_key: prepare(answerFor('missing_api_key', realm)),
-    invalid_api_key: prepare(answerFor('invalid_api_key', realm)),
-    api_key_revoked: prepare(answerFor('api_key_revoked', realm)),
-    api_key_expired: prepare(answerFor('api_key_expired', realm)),
-    api_key_rotated: prepare(answerFor('api_key_rotated', realm)),
-    store_unavailable: prepare(answerFor('store_unavailable', realm)),
   }
 }

@@ -33,7 +33,11 @@ export interface ExpressRequestLike extends IncomingMessage, Express.Request {
 export type NextLike = (error?: unknown) => void
 
 /** An Express-compatible middleware: `app.use(handler)` accepts it in Express 4 and 5. */
-export type KeywardRequestHandler<Req extends ExpressRequestLike = ExpressRequestLike> = (req: Req, res: ServerResponse, next: NextLike) => void
+export type KeywardRequestHandler<Req extends ExpressRequestLike = ExpressRequestLike> = (
+  req: Req,
+  res: ServerResponse,
+  next: NextLike,
+) => void
 
 /** An Express-compatible error middleware (four parameters, so Express routes errors to it). */
 export type KeywardErrorHandler<Req extends ExpressRequestLike = ExpressRequestLike> = (

@@ -2,11 +2,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Hono } from 'hono'
 import type { ErrorCode } from '../core/errors.js'
 import type { Actor } from '../core/types.js'
-import { ACTOR_BINDING, createKeysRouter as createHonoKeysRouter, type KeysRouterBindings, type KeysRouterOptions as HonoKeysRouterOptions } from '../hono/router.js'
+import {
+  ACTOR_BINDING,
+  createKeysRouter as createHonoKeysRouter,
+  type KeysRouterOptions as HonoKeysRouterOptions,
+  type KeysRouterBindings,
+} from '../hono/router.js'
 import { answerFor, toResponse } from '../http/problem.js'
 import { type ExpressRequestLike, type KeywardErrorHandler, type KeywardRequestHandler, prepare, send } from './node-http.js'
 
-export interface KeysRouterOptions<Req extends ExpressRequestLike = ExpressRequestLike> extends Omit<HonoKeysRouterOptions, 'authenticate'> {
+export interface KeysRouterOptions<Req extends ExpressRequestLike = ExpressRequestLike>
+  extends Omit<HonoKeysRouterOptions, 'authenticate'> {
   /**
    * Resolve the caller from the host app's own auth (a session, a JWT verified by a middleware
    * before the router). Return the tenant (and optionally project and scopes) the caller acts for,
@@ -58,7 +64,9 @@ const BODY_PARSER_ERRORS: Record<string, ErrorCode> = {
  * // Or manage keys with your own login instead of an API key:
  * app.use('/api-keys', requireLogin, createKeysRouter({ keyward: kw, authenticate: (req: express.Request) => ({ tenantId: req.session.tenantId }) }))
  */
-export function createKeysRouter<Req extends ExpressRequestLike = ExpressRequestLike>(options: KeysRouterOptions<Req> = {}): ExpressKeysRouter<Req> {
+export function createKeysRouter<Req extends ExpressRequestLike = ExpressRequestLike>(
+  options: KeysRouterOptions<Req> = {},
+): ExpressKeysRouter<Req> {
   const { authenticate, ...routerOptions } = options
   const router = createHonoKeysRouter(routerOptions)
   const internalError = prepare(answerFor('internal_error', routerOptions.realm ?? 'keyward'))

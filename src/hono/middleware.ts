@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from 'hono'
 import type { Keyward } from '../core/keyward.js'
 import type { VerifiedKey } from '../core/types.js'
-import { answerFor, type HttpAnswer, type KeyExtractionOptions, keyExtractor, problemAnswer } from '../http/problem.js'
+import { answerFor, type HttpAnswer, type KeyExtractionOptions, keyExtractor, problemAnswer, rejectionAnswers } from '../http/problem.js'
 import { defaultKeyward } from '../index.js'
 
 declare module 'hono' {
@@ -32,7 +32,7 @@ export interface ApiKeyAuthOptions extends KeyExtractionOptions {
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler<{ Variables: ApiKeyVariables }> {
   const extract = keyExtractor(options)
   const realm = options.realm ?? 'keyward'
-  const answers = precomputedAnswers(realm)
+  const answers = rejectionAnswers(realm)
   let instance = options.keyward
   return async function apiKeyAuthMiddleware(c, next) {
     const headers = c.req.raw.headers
@@ -62,7 +62,10 @@ export function requireScopes(...scopes: string[]): MiddlewareHandler<{ Variable
     if (key === undefined) return reply(answerFor('missing_api_key', realm))
     if (key.scopes.length > 0 && !scopes.every((scope) => key.scopes.includes(scope))) {
       return reply(
-        problemAnswer({ code: 'insufficient_scope', detail: `This request needs the scope(s): ${scopes.join(', ')}.` }, { realm, scope: scopes }),
+        problemAnswer(
+          { code: 'insufficient_scope', detail: `This request needs the scope(s): ${scopes.join(', ')}.` },
+          { realm, scope: scopes },
+        ),
       )
     }
     await next()
@@ -71,15 +74,4 @@ export function requireScopes(...scopes: string[]): MiddlewareHandler<{ Variable
 
 function reply(answer: HttpAnswer): Response {
   return new Response(answer.body, { status: answer.status, headers: answer.headers })
-}
-
-function precomputedAnswers(realm: string) {
-  return {
-    missing_api_key: answerFor('missing_api_key', realm),
-    invalid_api_key: answerFor('invalid_api_key', realm),
-    api_key_revoked: answerFor('api_key_revoked', realm),
-    api_key_expired: answerFor('api_key_expired', realm),
-    api_key_rotated: answerFor('api_key_rotated', realm),
-    store_unavailable: answerFor('store_unavailable', realm),
-  }
 }

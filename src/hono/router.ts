@@ -101,7 +101,10 @@ const routes = {
     description: 'The caller’s tenant’s keys, newest first. The next page is in `Link: <...>; rel="next"`.',
     security,
     request: { query: listKeysQuery },
-    responses: { 200: { description: 'A page of keys', content: { 'application/json': { schema: keyObjectSchema.array() } } }, ...errorResponses },
+    responses: {
+      200: { description: 'A page of keys', content: { 'application/json': { schema: keyObjectSchema.array() } } },
+      ...errorResponses,
+    },
   }),
   get: createRoute({
     method: 'get',
@@ -174,7 +177,10 @@ const routes = {
     description: 'Attempts and outcomes of the webhooks sent for scheduled rotations of this key.',
     security,
     request: { params: keyIdParam },
-    responses: { 200: { description: 'Deliveries', content: { 'application/json': { schema: deliverySchema.array() } } }, ...errorResponses },
+    responses: {
+      200: { description: 'Deliveries', content: { 'application/json': { schema: deliverySchema.array() } } },
+      ...errorResponses,
+    },
   }),
 } satisfies Record<string, RouteConfig>
 
@@ -204,7 +210,11 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
 
   // Registered even with `openapi: false`: a host OpenAPIHono that mounts this router copies the
   // registry into its own document, and the routes' `security` must resolve there.
-  app.openAPIRegistry.registerComponent('securitySchemes', 'ApiKeyHeader', { type: 'apiKey', in: 'header', name: options.header ?? 'X-API-Key' })
+  app.openAPIRegistry.registerComponent('securitySchemes', 'ApiKeyHeader', {
+    type: 'apiKey',
+    in: 'header',
+    name: options.header ?? 'X-API-Key',
+  })
   app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer' })
   if (options.openapi !== false) {
     // Paths carry the mount point read from the request URL (`/api-keys/openapi.json` → `/api-keys`),
@@ -241,7 +251,10 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     const decision = await instance().verify(presented)
     if (!decision.ok) return fail(decision.code)
     const key = decision.key
-    return { ok: true, value: { tenantId: key.tenantId, projectId: key.projectId, scopes: key.scopes, environment: key.environment, keyId: key.id } }
+    return {
+      ok: true,
+      value: { tenantId: key.tenantId, projectId: key.projectId, scopes: key.scopes, environment: key.environment, keyId: key.id },
+    }
   }
 
   app.openapi(routes.create, async (c) => {
@@ -296,7 +309,10 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     return answer(c, result, 200, (key) => key) as never
   })
 
-  app.openapi(routes.revoke, async (c) => answer(c, await instance().revokeKey(c.var.actor, c.req.valid('param').id), 200, (key) => key) as never)
+  app.openapi(
+    routes.revoke,
+    async (c) => answer(c, await instance().revokeKey(c.var.actor, c.req.valid('param').id), 200, (key) => key) as never,
+  )
 
   app.openapi(routes.rotate, async (c) => {
     const body = c.req.valid('json')
@@ -320,7 +336,10 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     return answer(c, result, 200, (usage) => usage) as never
   })
 
-  app.openapi(routes.deliveries, async (c) => answer(c, await instance().listDeliveries(c.var.actor, c.req.valid('param').id), 200, (list) => list) as never)
+  app.openapi(
+    routes.deliveries,
+    async (c) => answer(c, await instance().listDeliveries(c.var.actor, c.req.valid('param').id), 200, (list) => list) as never,
+  )
 
   app.notFound((c) => problem(c, fail('route_not_found').error))
   app.onError((error, c) => {

@@ -1,4 +1,4 @@
-import { ERRORS, type ErrorCode, type KeywardError, toProblem, wwwAuthenticate } from '../core/errors.js'
+import { ERRORS, type ErrorCode, type KeywardError, toProblem, type VerifyErrorCode, wwwAuthenticate } from '../core/errors.js'
 
 /**
  * The one place where an error value becomes HTTP: status, headers and an RFC 9457 body. Both the
@@ -26,13 +26,36 @@ export function answerFor(code: ErrorCode, realm: string): HttpAnswer {
   return problemAnswer({ code, detail: ERRORS[code].detail }, { realm })
 }
 
+/** Every answer an `apiKeyAuth` middleware can reject a request with. */
+export type RejectionCode = 'missing_api_key' | VerifyErrorCode
+const REJECTION_CODES: readonly RejectionCode[] = [
+  'missing_api_key',
+  'invalid_api_key',
+  'api_key_revoked',
+  'api_key_expired',
+  'api_key_rotated',
+  'store_unavailable',
+]
+
+/**
+ * The middleware's rejections, built once per middleware (each framework then encodes them its own
+ * way), so a bad request costs no JSON serialisation.
+ */
+export function rejectionAnswers<T = HttpAnswer>(
+  realm: string,
+  encode: (answer: HttpAnswer) => T = (answer) => answer as T,
+): Record<RejectionCode, T> {
+  return Object.fromEntries(REJECTION_CODES.map((code) => [code, encode(answerFor(code, realm))])) as Record<RejectionCode, T>
+}
+
 export function toResponse(answer: HttpAnswer): Response {
   return new Response(answer.body, { status: answer.status, headers: answer.headers })
 }
 
 /** Header names are validated once, when a middleware is built. */
 export function assertHeaderName(name: string, option: string): string {
-  if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) throw new Error(`keyward: option "${option}" must be an HTTP header name, got ${JSON.stringify(name)}`)
+  if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name))
+    throw new Error(`keyward: option "${option}" must be an HTTP header name, got ${JSON.stringify(name)}`)
   return name.toLowerCase()
 }
 
@@ -69,7 +92,8 @@ export function keyExtractor(options: KeyExtractionOptions): (get: (name: string
     }
     if (bearer) {
       const authorization = get('authorization')
-      if (authorization && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') return authorization.slice(7).trim()
+      if (authorization && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ')
+        return authorization.slice(7).trim()
     }
     return undefined
   }

@@ -45,7 +45,9 @@ export const updateKeyBody = z
 
 export const rotateKeyBody = z
   .strictObject({
-    grace_period_seconds: gracePeriodSecondsSchema.optional().meta({ description: 'How long the old key keeps working (0 = cut off now; at most 30 days).' }),
+    grace_period_seconds: gracePeriodSecondsSchema
+      .optional()
+      .meta({ description: 'How long the old key keeps working (0 = cut off now; at most 30 days).' }),
   })
   .meta({ id: 'RotateApiKey' })
 
@@ -63,7 +65,10 @@ export const usageQuery = z.strictObject({
 })
 
 export const keyIdParam = z.object({
-  id: z.string().max(64).meta({ param: { name: 'id', in: 'path' }, example: 'key_3hVq8bTzK0mN2pXr5sW7yA' }),
+  id: z
+    .string()
+    .max(64)
+    .meta({ param: { name: 'id', in: 'path' }, example: 'key_3hVq8bTzK0mN2pXr5sW7yA' }),
 })
 
 export const keyObjectSchema = z

@@ -42,10 +42,7 @@ export function statusCondition(table: KeyColumns, status: KeyStatus, now: Date)
  * a dialect can compare ids byte-wise whatever the database's collation (PostgreSQL: `collate "C"`).
  */
 export function afterCursor(table: { createdAt: Column; id: Column | SQL }, cursor: ListCursor): SQL {
-  return or(
-    lt(table.createdAt, cursor.createdAt),
-    and(eq(table.createdAt, cursor.createdAt), sql`${table.id} < ${cursor.id}`),
-  ) as SQL
+  return or(lt(table.createdAt, cursor.createdAt), and(eq(table.createdAt, cursor.createdAt), sql`${table.id} < ${cursor.id}`)) as SQL
 }
 
 /** Several increments of one key (two UTC days around midnight) reduced to its latest use. */

@@ -135,7 +135,13 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
 
       it('rejects a malformed key with 401 invalid_api_key and an RFC 6750 invalid_token challenge', async () => {
         const { request, handled } = await start()
-        for (const presented of ['nope', 'sk_live_', 'sk_live_short', 'pk_live_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'sk_prod_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']) {
+        for (const presented of [
+          'nope',
+          'sk_live_',
+          'sk_live_short',
+          'pk_live_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+          'sk_prod_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+        ]) {
           const response = await request('/v1/me', { key: presented })
           await expectProblem(response, 401, 'invalid_api_key')
           expect(response.headers.get('www-authenticate')).toMatch(/^Bearer realm="keyward", error="invalid_token"/)
@@ -295,7 +301,8 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         await kw.revokeKey({ tenantId: TENANT }, revoked.id)
         const inProject = await mint(kw, { tenantId: TENANT }, { name: 'web', projectId: 'proj_web' })
         const testKey = await mint(kw, { tenantId: TENANT }, { name: 'ci', environment: 'test' })
-        const idsOf = async (query: string) => ((await readJson(await request(`/api-keys?${query}`, { key: admin.key }))) as Json[]).map((key) => key.id)
+        const idsOf = async (query: string) =>
+          ((await readJson(await request(`/api-keys?${query}`, { key: admin.key }))) as Json[]).map((key) => key.id)
         expect(await idsOf('status=revoked')).toEqual([revoked.id])
         expect((await idsOf('status=active')).sort()).toEqual([admin.id, inProject.id, testKey.id].sort())
         expect(await idsOf('project_id=proj_web')).toEqual([inProject.id])
@@ -349,7 +356,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
       it('answers 404 not_found for an id that does not exist', async () => {
         const { admin, request } = await start()
         for (const [method, path] of routesOf('key_doesNotExist0000000000').filter(([, path]) => path !== '/api-keys')) {
-          const response = await request(path, { method, key: admin.key, json: method === 'PATCH' ? { name: 'x' } : method === 'POST' ? {} : undefined })
+          const response = await request(path, {
+            method,
+            key: admin.key,
+            json: method === 'PATCH' ? { name: 'x' } : method === 'POST' ? {} : undefined,
+          })
           await expectProblem(response, 404, 'not_found')
         }
       })
@@ -370,7 +381,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const theirs = await mint(kw, { tenantId: OTHER_TENANT }, { name: 'globex prod' })
         const before = await stored(kw, OTHER_TENANT)
         for (const [method, path] of routesOf(theirs.id).filter(([, path]) => path !== '/api-keys')) {
-          const response = await request(path, { method, key: admin.key, json: method === 'PATCH' ? { name: 'pwned' } : method === 'POST' ? {} : undefined })
+          const response = await request(path, {
+            method,
+            key: admin.key,
+            json: method === 'PATCH' ? { name: 'pwned' } : method === 'POST' ? {} : undefined,
+          })
           await expectProblem(response, 404, 'not_found')
         }
         expect(await stored(kw, OTHER_TENANT)).toEqual(before)
@@ -398,10 +413,22 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         expect((await request('/api-keys', { key: reader.key })).status).toBe(200)
         expect((await request(`/api-keys/${admin.id}`, { key: reader.key })).status).toBe(200)
         expect((await request(`/api-keys/${admin.id}/usage`, { key: reader.key })).status).toBe(200)
-        await expectProblem(await request('/api-keys', { method: 'POST', key: reader.key, json: { name: 'x', scopes: ['api_keys:read'] } }), 403, 'insufficient_scope')
-        await expectProblem(await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: reader.key, json: { name: 'x' } }), 403, 'insufficient_scope')
+        await expectProblem(
+          await request('/api-keys', { method: 'POST', key: reader.key, json: { name: 'x', scopes: ['api_keys:read'] } }),
+          403,
+          'insufficient_scope',
+        )
+        await expectProblem(
+          await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: reader.key, json: { name: 'x' } }),
+          403,
+          'insufficient_scope',
+        )
         await expectProblem(await request(`/api-keys/${admin.id}`, { method: 'DELETE', key: reader.key }), 403, 'insufficient_scope')
-        await expectProblem(await request(`/api-keys/${admin.id}/rotate`, { method: 'POST', key: reader.key, json: {} }), 403, 'insufficient_scope')
+        await expectProblem(
+          await request(`/api-keys/${admin.id}/rotate`, { method: 'POST', key: reader.key, json: {} }),
+          403,
+          'insufficient_scope',
+        )
         expect(await stored(kw)).toEqual(before)
       })
 
@@ -409,7 +436,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const { kw, request } = await start()
         const manager = await mint(kw, { tenantId: TENANT }, { name: 'manager', scopes: ['api_keys:write', 'orders:read'] })
         const before = await stored(kw)
-        const response = await request('/api-keys', { method: 'POST', key: manager.key, json: { name: 'escalated', scopes: ['orders:write'] } })
+        const response = await request('/api-keys', {
+          method: 'POST',
+          key: manager.key,
+          json: { name: 'escalated', scopes: ['orders:write'] },
+        })
         await expectProblem(response, 403, 'insufficient_scope')
         expect(await stored(kw)).toEqual(before)
       })
@@ -418,15 +449,27 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const { kw, request } = await start()
         const manager = await mint(kw, { tenantId: TENANT }, { name: 'manager', scopes: ['api_keys:write', 'orders:read'] })
         const before = await stored(kw)
-        await expectProblem(await request('/api-keys', { method: 'POST', key: manager.key, json: { name: 'everything', scopes: [] } }), 403, 'insufficient_scope')
-        await expectProblem(await request('/api-keys', { method: 'POST', key: manager.key, json: { name: 'everything' } }), 403, 'insufficient_scope')
+        await expectProblem(
+          await request('/api-keys', { method: 'POST', key: manager.key, json: { name: 'everything', scopes: [] } }),
+          403,
+          'insufficient_scope',
+        )
+        await expectProblem(
+          await request('/api-keys', { method: 'POST', key: manager.key, json: { name: 'everything' } }),
+          403,
+          'insufficient_scope',
+        )
         expect(await stored(kw)).toEqual(before)
       })
 
       it('lets a restricted key create a key within its own scopes', async () => {
         const { kw, request } = await start()
         const manager = await mint(kw, { tenantId: TENANT }, { name: 'manager', scopes: ['api_keys:write', 'orders:read'] })
-        const response = await request('/api-keys', { method: 'POST', key: manager.key, json: { name: 'reporting', scopes: ['orders:read'] } })
+        const response = await request('/api-keys', {
+          method: 'POST',
+          key: manager.key,
+          json: { name: 'reporting', scopes: ['orders:read'] },
+        })
         expect(response.status).toBe(201)
         expect((await readJson(response)).scopes).toEqual(['orders:read'])
       })
@@ -449,7 +492,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const manager = await mint(kw, { tenantId: TENANT }, { name: 'manager', scopes: ['api_keys:write', 'orders:read'] })
         const broader = await mint(kw, { tenantId: TENANT }, { name: 'writer', scopes: ['orders:write'] })
         const before = await stored(kw)
-        const response = await request(`/api-keys/${broader.id}/rotate`, { method: 'POST', key: manager.key, json: { grace_period_seconds: 0 } })
+        const response = await request(`/api-keys/${broader.id}/rotate`, {
+          method: 'POST',
+          key: manager.key,
+          json: { grace_period_seconds: 0 },
+        })
         await expectProblem(response, 403, 'insufficient_scope')
         expect(await stored(kw)).toEqual(before)
         expect((await request('/v1/me', { key: broader.key })).status).toBe(200)
@@ -465,11 +512,19 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         expect(await readJson(await request('/api-keys?project_id=proj_mobile', { key: web.key }))).toEqual([])
         const before = await stored(kw)
         for (const [method, path] of routesOf(mobileKey.id).filter(([, path]) => path !== '/api-keys')) {
-          const response = await request(path, { method, key: web.key, json: method === 'PATCH' ? { name: 'x' } : method === 'POST' ? {} : undefined })
+          const response = await request(path, {
+            method,
+            key: web.key,
+            json: method === 'PATCH' ? { name: 'x' } : method === 'POST' ? {} : undefined,
+          })
           await expectProblem(response, 404, 'not_found')
         }
         expect(await stored(kw)).toEqual(before)
-        await expectProblem(await request('/api-keys', { method: 'POST', key: web.key, json: { name: 'x', project_id: 'proj_mobile' } }), 403, 'forbidden')
+        await expectProblem(
+          await request('/api-keys', { method: 'POST', key: web.key, json: { name: 'x', project_id: 'proj_mobile' } }),
+          403,
+          'forbidden',
+        )
         const created = await request('/api-keys', { method: 'POST', key: web.key, json: { name: 'another web key' } })
         expect(created.status).toBe(201)
         expect((await readJson(created)).project_id).toBe('proj_web')
@@ -479,7 +534,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const { kw, request } = await start()
         const ci = await mint(kw, { tenantId: TENANT }, { name: 'ci', environment: 'test' })
         const before = await stored(kw)
-        await expectProblem(await request('/api-keys', { method: 'POST', key: ci.key, json: { name: 'live one', environment: 'live' } }), 403, 'forbidden')
+        await expectProblem(
+          await request('/api-keys', { method: 'POST', key: ci.key, json: { name: 'live one', environment: 'live' } }),
+          403,
+          'forbidden',
+        )
         expect(await stored(kw)).toEqual(before)
         const created = await request('/api-keys', { method: 'POST', key: ci.key, json: { name: 'test one', environment: 'test' } })
         expect(created.status).toBe(201)
@@ -495,7 +554,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
       it('rejects malformed JSON with 400 invalid_json on create, update and rotate', async () => {
         const { kw, admin, request } = await start()
         const before = await stored(kw)
-        for (const [method, path] of [['POST', '/api-keys'], ['PATCH', `/api-keys/${admin.id}`], ['POST', `/api-keys/${admin.id}/rotate`]] as const) {
+        for (const [method, path] of [
+          ['POST', '/api-keys'],
+          ['PATCH', `/api-keys/${admin.id}`],
+          ['POST', `/api-keys/${admin.id}/rotate`],
+        ] as const) {
           const response = await request(path, { method, key: admin.key, body: '{"name": "unterminated', contentType: 'application/json' })
           await expectProblem(response, 400, 'invalid_json')
         }
@@ -511,8 +574,16 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
           ['application/xml', '<key><name>x</name></key>'],
         ] as const
         for (const [contentType, body] of cases) {
-          await expectProblem(await request('/api-keys', { method: 'POST', key: admin.key, body, contentType }), 415, 'unsupported_media_type')
-          await expectProblem(await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: admin.key, body, contentType }), 415, 'unsupported_media_type')
+          await expectProblem(
+            await request('/api-keys', { method: 'POST', key: admin.key, body, contentType }),
+            415,
+            'unsupported_media_type',
+          )
+          await expectProblem(
+            await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: admin.key, body, contentType }),
+            415,
+            'unsupported_media_type',
+          )
         }
         expect(await stored(kw)).toEqual(before)
       })
@@ -522,7 +593,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const before = await stored(kw)
         const huge = { name: 'huge', metadata: { blob: 'x'.repeat(20_000) } }
         await expectProblem(await request('/api-keys', { method: 'POST', key: admin.key, json: huge }), 413, 'payload_too_large')
-        await expectProblem(await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: admin.key, json: huge }), 413, 'payload_too_large')
+        await expectProblem(
+          await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: admin.key, json: huge }),
+          413,
+          'payload_too_large',
+        )
         expect(await stored(kw)).toEqual(before)
       })
 
@@ -530,12 +605,24 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const { kw, admin, request } = await start()
         const before = await stored(kw)
         for (const name of ['', '   ', 'x'.repeat(101), 'nul\u0000byte', 'line\nbreak', 'tab\there', 'bell\u0007', 'c1\u0085', 42, null]) {
-          const created = await expectProblem(await request('/api-keys', { method: 'POST', key: admin.key, json: { name } }), 400, 'validation_error')
+          const created = await expectProblem(
+            await request('/api-keys', { method: 'POST', key: admin.key, json: { name } }),
+            400,
+            'validation_error',
+          )
           expect(fieldsOf(created), JSON.stringify(name)).toContain('name')
-          const updated = await expectProblem(await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: admin.key, json: { name } }), 400, 'validation_error')
+          const updated = await expectProblem(
+            await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: admin.key, json: { name } }),
+            400,
+            'validation_error',
+          )
           expect(fieldsOf(updated), JSON.stringify(name)).toContain('name')
         }
-        const missing = await expectProblem(await request('/api-keys', { method: 'POST', key: admin.key, json: {} }), 400, 'validation_error')
+        const missing = await expectProblem(
+          await request('/api-keys', { method: 'POST', key: admin.key, json: {} }),
+          400,
+          'validation_error',
+        )
         expect(fieldsOf(missing)).toContain('name')
         expect(await stored(kw)).toEqual(before)
       })
@@ -554,9 +641,17 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
           'validation_error',
         )
         expect(fieldsOf(created)).toEqual(expect.arrayContaining(['tenant_id', 'is_admin']))
-        const updated = await expectProblem(await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: admin.key, json: { revoked_at: null } }), 400, 'validation_error')
+        const updated = await expectProblem(
+          await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: admin.key, json: { revoked_at: null } }),
+          400,
+          'validation_error',
+        )
         expect(fieldsOf(updated)).toContain('revoked_at')
-        const rotated = await expectProblem(await request(`/api-keys/${admin.id}/rotate`, { method: 'POST', key: admin.key, json: { scopes: [] } }), 400, 'validation_error')
+        const rotated = await expectProblem(
+          await request(`/api-keys/${admin.id}/rotate`, { method: 'POST', key: admin.key, json: { scopes: [] } }),
+          400,
+          'validation_error',
+        )
         expect(fieldsOf(rotated)).toContain('scopes')
         expect(await stored(kw)).toEqual(before)
       })
@@ -573,7 +668,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
           [Array.from({ length: 51 }, (_, i) => `scope:${i}`), 'scopes'],
         ]
         for (const [scopes, field] of cases) {
-          const problem = await expectProblem(await request('/api-keys', { method: 'POST', key: admin.key, json: { name: 'x', scopes } }), 400, 'validation_error')
+          const problem = await expectProblem(
+            await request('/api-keys', { method: 'POST', key: admin.key, json: { name: 'x', scopes } }),
+            400,
+            'validation_error',
+          )
           expect(fieldsOf(problem), JSON.stringify(scopes)).toContain(field)
         }
         expect(await stored(kw)).toEqual(before)
@@ -583,7 +682,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const { kw, admin, request } = await start()
         const before = await stored(kw)
         for (const metadata of [{ blob: 'x'.repeat(4097) }, ['a'], 'text']) {
-          const problem = await expectProblem(await request('/api-keys', { method: 'POST', key: admin.key, json: { name: 'x', metadata } }), 400, 'validation_error')
+          const problem = await expectProblem(
+            await request('/api-keys', { method: 'POST', key: admin.key, json: { name: 'x', metadata } }),
+            400,
+            'validation_error',
+          )
           expect(fieldsOf(problem)).toContain('metadata')
         }
         const patched = await expectProblem(
@@ -613,8 +716,12 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
 
       it('rejects unknown status and environment filters with 400', async () => {
         const { admin, request } = await start()
-        expect(fieldsOf(await expectProblem(await request('/api-keys?status=deleted', { key: admin.key }), 400, 'validation_error'))).toContain('status')
-        expect(fieldsOf(await expectProblem(await request('/api-keys?environment=prod', { key: admin.key }), 400, 'validation_error'))).toContain('environment')
+        expect(
+          fieldsOf(await expectProblem(await request('/api-keys?status=deleted', { key: admin.key }), 400, 'validation_error')),
+        ).toContain('status')
+        expect(
+          fieldsOf(await expectProblem(await request('/api-keys?environment=prod', { key: admin.key }), 400, 'validation_error')),
+        ).toContain('environment')
       })
 
       it('rejects an expires_at in the past or that is not a date-time', async () => {
@@ -622,10 +729,18 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const before = await stored(kw)
         const past = new Date(clock.ms - SECOND).toISOString()
         for (const expiresAt of [past, clock.date().toISOString(), 'tomorrow', '2030-01-01', 1_900_000_000]) {
-          const problem = await expectProblem(await request('/api-keys', { method: 'POST', key: admin.key, json: { name: 'x', expires_at: expiresAt } }), 400, 'validation_error')
+          const problem = await expectProblem(
+            await request('/api-keys', { method: 'POST', key: admin.key, json: { name: 'x', expires_at: expiresAt } }),
+            400,
+            'validation_error',
+          )
           expect(fieldsOf(problem), String(expiresAt)).toContain('expires_at')
         }
-        const patched = await expectProblem(await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: admin.key, json: { expires_at: past } }), 400, 'validation_error')
+        const patched = await expectProblem(
+          await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: admin.key, json: { expires_at: past } }),
+          400,
+          'validation_error',
+        )
         expect(fieldsOf(patched)).toContain('expires_at')
         expect(await stored(kw)).toEqual(before)
       })
@@ -642,7 +757,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
       it('rotates a key: 201 with old_key_id, new_key_id, the new secret and grace_expires_at, and the new key works', async () => {
         const { kw, clock, admin, request } = await start()
         const old = await mint(kw, { tenantId: TENANT }, { name: 'billing', scopes: ['orders:read'], metadata: { team: 'b' } })
-        const response = await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: { grace_period_seconds: 600 } })
+        const response = await request(`/api-keys/${old.id}/rotate`, {
+          method: 'POST',
+          key: admin.key,
+          json: { grace_period_seconds: 600 },
+        })
         expect(response.status).toBe(201)
         const rotated: Json = await readJson(response)
         expect(rotated).toMatchObject({
@@ -666,7 +785,9 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
       it('keeps the old key working during the grace period and rejects it with 401 after', async () => {
         const { kw, clock, admin, request } = await start()
         const old = await mint(kw, { tenantId: TENANT }, { name: 'billing' })
-        expect((await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: { grace_period_seconds: 600 } })).status).toBe(201)
+        expect(
+          (await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: { grace_period_seconds: 600 } })).status,
+        ).toBe(201)
         clock.advance(599 * SECOND)
         expect((await request('/v1/me', { key: old.key })).status).toBe(200)
         clock.advance(1 * SECOND)
@@ -679,7 +800,9 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const { kw, admin, request } = await start()
         const old = await mint(kw, { tenantId: TENANT }, { name: 'leaked' })
         expect((await request('/v1/me', { key: old.key })).status).toBe(200)
-        const rotated: Json = await readJson(await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: { grace_period_seconds: 0 } }))
+        const rotated: Json = await readJson(
+          await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: { grace_period_seconds: 0 } }),
+        )
         await expectProblem(await request('/v1/me', { key: old.key }), 401, 'api_key_rotated')
         expect((await request('/v1/me', { key: rotated.key })).status).toBe(200)
       })
@@ -697,12 +820,24 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const old = await mint(kw, { tenantId: TENANT }, { name: 'billing' })
         const before = await stored(kw)
         for (const grace of [MAX_GRACE_SECONDS + 1, -1, 1.5, '60']) {
-          const response = await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: { grace_period_seconds: grace } })
+          const response = await request(`/api-keys/${old.id}/rotate`, {
+            method: 'POST',
+            key: admin.key,
+            json: { grace_period_seconds: grace },
+          })
           const problem = await expectProblem(response, 400, 'validation_error')
           expect(fieldsOf(problem), String(grace)).toContain('grace_period_seconds')
         }
         expect(await stored(kw)).toEqual(before)
-        expect((await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: { grace_period_seconds: MAX_GRACE_SECONDS } })).status).toBe(201)
+        expect(
+          (
+            await request(`/api-keys/${old.id}/rotate`, {
+              method: 'POST',
+              key: admin.key,
+              json: { grace_period_seconds: MAX_GRACE_SECONDS },
+            })
+          ).status,
+        ).toBe(201)
       })
 
       it('answers 409 already_rotated to rotating the same key twice', async () => {
@@ -710,7 +845,11 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const old = await mint(kw, { tenantId: TENANT }, { name: 'billing' })
         expect((await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: {} })).status).toBe(201)
         const before = await stored(kw)
-        await expectProblem(await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: {} }), 409, 'already_rotated')
+        await expectProblem(
+          await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: {} }),
+          409,
+          'already_rotated',
+        )
         expect(await stored(kw)).toEqual(before)
       })
 

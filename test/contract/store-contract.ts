@@ -139,7 +139,9 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect(all.map((row) => row.id)).toEqual(seen)
       for (let i = 1; i < all.length; i++) {
         const [prev, cur] = [all[i - 1] as ApiKeyRecord, all[i] as ApiKeyRecord]
-        expect(prev.createdAt.getTime() > cur.createdAt.getTime() || (prev.createdAt.getTime() === cur.createdAt.getTime() && prev.id > cur.id)).toBe(true)
+        expect(
+          prev.createdAt.getTime() > cur.createdAt.getTime() || (prev.createdAt.getTime() === cur.createdAt.getTime() && prev.id > cur.id),
+        ).toBe(true)
       }
     })
 
@@ -201,7 +203,13 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       await store.insertKey(old)
       const replacement = makeRecord({ scopes: ['x'], rotatedFromKeyId: old.id, createdAt: at(5), updatedAt: at(5) })
       const before = await store.latestChangeSeq()
-      const outcome = await store.rotateKey({ tenantId: 'tenant_a', oldKeyId: old.id, newKey: replacement, graceExpiresAt: at(65), now: at(5) })
+      const outcome = await store.rotateKey({
+        tenantId: 'tenant_a',
+        oldKeyId: old.id,
+        newKey: replacement,
+        graceExpiresAt: at(65),
+        now: at(5),
+      })
       expect(outcome.ok).toBe(true)
       const stored = await store.findKey('tenant_a', old.id)
       expect(stored?.replacedByKeyId).toBe(replacement.id)
@@ -225,15 +233,25 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       )
       const outcomes = await Promise.all(attempts)
       expect(outcomes.filter((outcome) => outcome.ok)).toHaveLength(1)
-      expect(outcomes.filter((outcome) => !outcome.ok).map((outcome) => !outcome.ok && outcome.reason)).toEqual(Array(5).fill('already_rotated'))
-      const successors = (await store.listKeys({ tenantId: 'tenant_a', now: at(2), limit: 100 })).filter((row) => row.rotatedFromKeyId === old.id)
+      expect(outcomes.filter((outcome) => !outcome.ok).map((outcome) => !outcome.ok && outcome.reason)).toEqual(
+        Array(5).fill('already_rotated'),
+      )
+      const successors = (await store.listKeys({ tenantId: 'tenant_a', now: at(2), limit: 100 })).filter(
+        (row) => row.rotatedFromKeyId === old.id,
+      )
       expect(successors).toHaveLength(1)
     })
 
     it('refuses to rotate a revoked key, an unknown key or another tenant’s key', async () => {
       const revoked = makeRecord({ revokedAt: at(1) })
       await store.insertKey(revoked)
-      const request = (oldKeyId: string, tenantId = 'tenant_a') => ({ tenantId, oldKeyId, newKey: makeRecord(), graceExpiresAt: at(60), now: at(2) })
+      const request = (oldKeyId: string, tenantId = 'tenant_a') => ({
+        tenantId,
+        oldKeyId,
+        newKey: makeRecord(),
+        graceExpiresAt: at(60),
+        now: at(2),
+      })
       expect(await store.rotateKey(request(revoked.id))).toEqual({ ok: false, reason: 'key_revoked' })
       expect(await store.rotateKey(request('key_nope'))).toEqual({ ok: false, reason: 'not_found' })
       const mine = makeRecord()
@@ -243,18 +261,34 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     })
 
     it('rotates a scheduled key only at the due time it was read with, and records the delivery with it', async () => {
-      const due = makeRecord({ rotationIntervalDays: 7, nextRotationAt: at(10), rotationWebhookUrl: 'http://x.test/h', rotationWebhookSecret: 'whsec_x' })
+      const due = makeRecord({
+        rotationIntervalDays: 7,
+        nextRotationAt: at(10),
+        rotationWebhookUrl: 'http://x.test/h',
+        rotationWebhookSecret: 'whsec_x',
+      })
       await store.insertKey(due)
       expect((await store.findDueRotations(at(9), 10)).map((row) => row.id)).toEqual([])
       expect((await store.findDueRotations(at(10), 10)).map((row) => row.id)).toEqual([due.id])
       const stale = await store.rotateKey({
-        tenantId: 'tenant_a', oldKeyId: due.id, newKey: makeRecord(), graceExpiresAt: at(70), now: at(11), expectedNextRotationAt: at(9),
+        tenantId: 'tenant_a',
+        oldKeyId: due.id,
+        newKey: makeRecord(),
+        graceExpiresAt: at(70),
+        now: at(11),
+        expectedNextRotationAt: at(9),
       })
       expect(stale).toEqual({ ok: false, reason: 'not_due' })
       const delivery = makeDelivery(due.id)
       const newKey = makeRecord({ rotatedFromKeyId: due.id })
       const rotated = await store.rotateKey({
-        tenantId: 'tenant_a', oldKeyId: due.id, newKey, graceExpiresAt: at(70), now: at(11), expectedNextRotationAt: at(10), delivery,
+        tenantId: 'tenant_a',
+        oldKeyId: due.id,
+        newKey,
+        graceExpiresAt: at(70),
+        now: at(11),
+        expectedNextRotationAt: at(10),
+        delivery,
       })
       expect(rotated.ok).toBe(true)
       expect((await store.findKey('tenant_a', due.id))?.nextRotationAt).toBeNull()
@@ -325,7 +359,14 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       for (const delivery of deliveries) {
         const old = makeRecord()
         await store.insertKey(old)
-        const outcome = await store.rotateKey({ tenantId: 'tenant_a', oldKeyId: old.id, newKey: makeRecord(), graceExpiresAt: at(1), now: at(0), delivery })
+        const outcome = await store.rotateKey({
+          tenantId: 'tenant_a',
+          oldKeyId: old.id,
+          newKey: makeRecord(),
+          graceExpiresAt: at(1),
+          now: at(0),
+          delivery,
+        })
         expect(outcome.ok).toBe(true)
       }
       const other = await another()

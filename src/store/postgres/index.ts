@@ -121,7 +121,11 @@ async function migrateSerialized(pool: pg.Pool): Promise<void> {
   client.on('error', ignore)
   try {
     await client.query(`select pg_advisory_lock(hashtext('keyward:migrate'))`)
-    await migrate(drizzle({ client }), { migrationsFolder: MIGRATIONS, migrationsSchema: 'drizzle', migrationsTable: '__keyward_migrations' })
+    await migrate(drizzle({ client }), {
+      migrationsFolder: MIGRATIONS,
+      migrationsSchema: 'drizzle',
+      migrationsTable: '__keyward_migrations',
+    })
     await client.query(`select pg_advisory_unlock(hashtext('keyward:migrate'))`)
     client.removeListener('error', ignore)
     client.release()
@@ -137,7 +141,17 @@ function ignore(): void {}
 // 08: connection exception; 57P01-57P04: admin/crash shutdown, cannot connect now, database
 // dropped; 53300: too many connections.
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1-4]|53300)$/
-const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+])
 const UNAVAILABLE_MESSAGES =
   /Connection terminated|timeout exceeded when trying to connect|Query read timeout|timeout expired|not queryable|Cannot use a pool after calling end/i
 
@@ -583,7 +597,12 @@ class ChangeListener {
   async #connect(): Promise<void> {
     if (this.#stopped) return
     // The connection only ever receives: TCP keepalive is what notices a peer that vanished.
-    const client = new pg.Client({ ...this.config, keepAlive: true, keepAliveInitialDelayMillis: 10_000, application_name: 'keyward-listener' })
+    const client = new pg.Client({
+      ...this.config,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      application_name: 'keyward-listener',
+    })
     this.#client = client
     client.on('error', () => this.#lost(client))
     client.on('end', () => this.#lost(client))

@@ -107,7 +107,11 @@ export class SqliteStore implements KeyStore {
     private readonly client: Database.Database,
     private readonly owned: boolean,
   ) {
-    this.#findByHash = db.select().from(apiKeys).where(eq(apiKeys.keyHash, sql.placeholder('keyHash'))).prepare()
+    this.#findByHash = db
+      .select()
+      .from(apiKeys)
+      .where(eq(apiKeys.keyHash, sql.placeholder('keyHash')))
+      .prepare()
   }
 
   insertKey(record: ApiKeyRecord): Promise<void> {
@@ -154,98 +158,110 @@ export class SqliteStore implements KeyStore {
 
   updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date): Promise<ApiKeyRecord | null> {
     return guard(() =>
-      this.db.transaction((tx) => {
-        const row = tx
-          .update(apiKeys)
-          .set({ ...patch, updatedAt: now })
-          .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
-          .returning()
-          .get() as ApiKeyRecord | undefined
-        if (row === undefined) return null
-        tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
-        return row
-      }, { behavior: 'immediate' }),
+      this.db.transaction(
+        (tx) => {
+          const row = tx
+            .update(apiKeys)
+            .set({ ...patch, updatedAt: now })
+            .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
+            .returning()
+            .get() as ApiKeyRecord | undefined
+          if (row === undefined) return null
+          tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
+          return row
+        },
+        { behavior: 'immediate' },
+      ),
     )
   }
 
   revokeKey(tenantId: string, id: string, now: Date): Promise<ApiKeyRecord | null> {
     return guard(() =>
-      this.db.transaction((tx) => {
-        const row = tx
-          .update(apiKeys)
-          .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${now.getTime()})`, updatedAt: now })
-          .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
-          .returning()
-          .get() as ApiKeyRecord | undefined
-        if (row === undefined) return null
-        tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
-        return row
-      }, { behavior: 'immediate' }),
+      this.db.transaction(
+        (tx) => {
+          const row = tx
+            .update(apiKeys)
+            .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${now.getTime()})`, updatedAt: now })
+            .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
+            .returning()
+            .get() as ApiKeyRecord | undefined
+          if (row === undefined) return null
+          tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
+          return row
+        },
+        { behavior: 'immediate' },
+      ),
     )
   }
 
   rotateKey(request: RotateRequest): Promise<RotateOutcome> {
     const { tenantId, oldKeyId, newKey, graceExpiresAt, now, expectedNextRotationAt, delivery } = request
     return guard(() =>
-      this.db.transaction((tx): RotateOutcome => {
-        // The conditional update is the lock: of two concurrent rotations only one matches.
-        const oldKey = tx
-          .update(apiKeys)
-          .set({ replacedByKeyId: newKey.id, graceExpiresAt, nextRotationAt: null, updatedAt: now })
-          .where(
-            and(
-              eq(apiKeys.tenantId, tenantId),
-              eq(apiKeys.id, oldKeyId),
-              isNull(apiKeys.replacedByKeyId),
-              isNull(apiKeys.revokedAt),
-              expectedNextRotationAt !== undefined ? eq(apiKeys.nextRotationAt, expectedNextRotationAt) : undefined,
-            ),
-          )
-          .returning()
-          .get() as ApiKeyRecord | undefined
-        if (oldKey === undefined) {
-          const current = tx
-            .select()
-            .from(apiKeys)
-            .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, oldKeyId)))
-            .get()
-          if (current === undefined) return { ok: false, reason: 'not_found' }
-          if (current.revokedAt !== null) return { ok: false, reason: 'key_revoked' }
-          if (current.replacedByKeyId !== null) return { ok: false, reason: 'already_rotated' }
-          return { ok: false, reason: 'not_due' }
-        }
-        tx.insert(apiKeys).values(newKey).run()
-        tx.insert(apiKeyChanges).values({ keyHash: oldKey.keyHash, changedAt: now }).run()
-        if (delivery !== undefined) tx.insert(webhookDeliveries).values(delivery).run()
-        return { ok: true, oldKey, newKey }
-      }, { behavior: 'immediate' }),
+      this.db.transaction(
+        (tx): RotateOutcome => {
+          // The conditional update is the lock: of two concurrent rotations only one matches.
+          const oldKey = tx
+            .update(apiKeys)
+            .set({ replacedByKeyId: newKey.id, graceExpiresAt, nextRotationAt: null, updatedAt: now })
+            .where(
+              and(
+                eq(apiKeys.tenantId, tenantId),
+                eq(apiKeys.id, oldKeyId),
+                isNull(apiKeys.replacedByKeyId),
+                isNull(apiKeys.revokedAt),
+                expectedNextRotationAt !== undefined ? eq(apiKeys.nextRotationAt, expectedNextRotationAt) : undefined,
+              ),
+            )
+            .returning()
+            .get() as ApiKeyRecord | undefined
+          if (oldKey === undefined) {
+            const current = tx
+              .select()
+              .from(apiKeys)
+              .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, oldKeyId)))
+              .get()
+            if (current === undefined) return { ok: false, reason: 'not_found' }
+            if (current.revokedAt !== null) return { ok: false, reason: 'key_revoked' }
+            if (current.replacedByKeyId !== null) return { ok: false, reason: 'already_rotated' }
+            return { ok: false, reason: 'not_due' }
+          }
+          tx.insert(apiKeys).values(newKey).run()
+          tx.insert(apiKeyChanges).values({ keyHash: oldKey.keyHash, changedAt: now }).run()
+          if (delivery !== undefined) tx.insert(webhookDeliveries).values(delivery).run()
+          return { ok: true, oldKey, newKey }
+        },
+        { behavior: 'immediate' },
+      ),
     )
   }
 
   recordUsage(increments: UsageIncrement[]): Promise<void> {
     if (increments.length === 0) return Promise.resolve()
     return guard(() =>
-      this.db.transaction((tx) => {
-        for (const part of chunks(increments, 300)) {
-          tx.insert(apiKeyUsage)
-            .values(part.map((u) => ({ keyId: u.keyId, day: u.day, requestCount: u.count })))
-            .onConflictDoUpdate({
-              target: [apiKeyUsage.keyId, apiKeyUsage.day],
-              set: { requestCount: sql`${apiKeyUsage.requestCount} + excluded.request_count` },
-            })
-            .run()
-        }
-        const latest = [...latestUsePerKey(increments)]
-        for (const part of chunks(latest, 300)) {
-          const values = sql.join(
-            part.map(([keyId, at]) => sql`(${keyId}, ${at.getTime()})`),
-            sql`, `,
-          )
-          // last_used_at only moves forward, whatever order flushes from several processes land in.
-          tx.run(sql`update api_keys set last_used_at = max(coalesce(api_keys.last_used_at, 0), v.column2)
+      this.db.transaction(
+        (tx) => {
+          for (const part of chunks(increments, 300)) {
+            tx.insert(apiKeyUsage)
+              .values(part.map((u) => ({ keyId: u.keyId, day: u.day, requestCount: u.count })))
+              .onConflictDoUpdate({
+                target: [apiKeyUsage.keyId, apiKeyUsage.day],
+                set: { requestCount: sql`${apiKeyUsage.requestCount} + excluded.request_count` },
+              })
+              .run()
+          }
+          const latest = [...latestUsePerKey(increments)]
+          for (const part of chunks(latest, 300)) {
+            const values = sql.join(
+              part.map(([keyId, at]) => sql`(${keyId}, ${at.getTime()})`),
+              sql`, `,
+            )
+            // last_used_at only moves forward, whatever order flushes from several processes land in.
+            tx.run(sql`update api_keys set last_used_at = max(coalesce(api_keys.last_used_at, 0), v.column2)
             from (values ${values}) as v where api_keys.id = v.column1`)
-        }
-      }, { behavior: 'immediate' }),
+          }
+        },
+        { behavior: 'immediate' },
+      ),
     )
   }
 
@@ -275,7 +291,13 @@ export class SqliteStore implements KeyStore {
   }
 
   latestChangeSeq(): Promise<number> {
-    return guard(() => this.db.select({ seq: sql<number | null>`max(${apiKeyChanges.seq})` }).from(apiKeyChanges).get()?.seq ?? 0)
+    return guard(
+      () =>
+        this.db
+          .select({ seq: sql<number | null>`max(${apiKeyChanges.seq})` })
+          .from(apiKeyChanges)
+          .get()?.seq ?? 0,
+    )
   }
 
   readChanges(afterSeq: number, limit: number): Promise<ChangeBatch> {
@@ -312,36 +334,39 @@ export class SqliteStore implements KeyStore {
 
   claimDeliveries(now: Date, lockUntil: Date, limit: number): Promise<WebhookDelivery[]> {
     return guard(() =>
-      this.db.transaction((tx) => {
-        const due = tx
-          .select({ id: webhookDeliveries.id })
-          .from(webhookDeliveries)
-          .where(
-            and(
-              eq(webhookDeliveries.status, 'pending'),
-              lte(webhookDeliveries.nextAttemptAt, now),
-              or(isNull(webhookDeliveries.lockedUntil), lte(webhookDeliveries.lockedUntil, now)),
-            ),
-          )
-          .orderBy(asc(webhookDeliveries.nextAttemptAt))
-          .limit(limit)
-          .all()
-        if (due.length === 0) return []
-        return tx
-          .update(webhookDeliveries)
-          .set({ lockedUntil: lockUntil })
-          .where(
-            and(
-              inArray(
-                webhookDeliveries.id,
-                due.map((row) => row.id),
+      this.db.transaction(
+        (tx) => {
+          const due = tx
+            .select({ id: webhookDeliveries.id })
+            .from(webhookDeliveries)
+            .where(
+              and(
+                eq(webhookDeliveries.status, 'pending'),
+                lte(webhookDeliveries.nextAttemptAt, now),
+                or(isNull(webhookDeliveries.lockedUntil), lte(webhookDeliveries.lockedUntil, now)),
               ),
-              or(isNull(webhookDeliveries.lockedUntil), lte(webhookDeliveries.lockedUntil, now)),
-            ),
-          )
-          .returning()
-          .all() as WebhookDelivery[]
-      }, { behavior: 'immediate' }),
+            )
+            .orderBy(asc(webhookDeliveries.nextAttemptAt))
+            .limit(limit)
+            .all()
+          if (due.length === 0) return []
+          return tx
+            .update(webhookDeliveries)
+            .set({ lockedUntil: lockUntil })
+            .where(
+              and(
+                inArray(
+                  webhookDeliveries.id,
+                  due.map((row) => row.id),
+                ),
+                or(isNull(webhookDeliveries.lockedUntil), lte(webhookDeliveries.lockedUntil, now)),
+              ),
+            )
+            .returning()
+            .all() as WebhookDelivery[]
+        },
+        { behavior: 'immediate' },
+      ),
     )
   }
 
