@@ -58,3 +58,13 @@ export class DemoOrders {
     return order
   }
 }
+
+/** Stops on SIGINT or SIGTERM: the server first, then keyward, whose close() writes buffered usage. */
+export function stopOnSignals(server: { close(): unknown }, kw: Keyward): void {
+  const stop = () => {
+    server.close()
+    void kw.close().then(() => process.exit(0))
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}

@@ -5,7 +5,7 @@ import express from 'express'
 import { z } from 'zod'
 import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/express/index.js'
 import { type Keyward, keyward } from '../src/index.js'
-import { bootstrapDemoTenants, DemoOrders } from './bootstrap.js'
+import { bootstrapDemoTenants, DemoOrders, stopOnSignals } from './bootstrap.js'
 
 const orderBody = z.object({ item: z.string().min(1).max(200) })
 
@@ -64,13 +64,7 @@ export async function main(): Promise<void> {
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   console.log(`keyward example (Express) listening on ${baseUrl}`)
   await bootstrapDemoTenants(kw, baseUrl)
-  const stop = () => {
-    server.close()
-    // close() writes buffered usage before the process ends.
-    void kw.close().then(() => process.exit(0))
-  }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  stopOnSignals(server, kw)
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main()

@@ -5,7 +5,7 @@ import { Hono } from 'hono'
 import { z } from 'zod'
 import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
 import { type Keyward, keyward } from '../src/index.js'
-import { bootstrapDemoTenants, DemoOrders } from './bootstrap.js'
+import { bootstrapDemoTenants, DemoOrders, stopOnSignals } from './bootstrap.js'
 import { addApiReference } from './reference.js'
 
 /**
@@ -45,13 +45,7 @@ export async function main(): Promise<void> {
     console.log(`keyward example (Hono) listening on http://127.0.0.1:${info.port}`)
   })
   await bootstrapDemoTenants(kw, `http://127.0.0.1:${port}`)
-  const stop = () => {
-    server.close()
-    // close() writes buffered usage before the process ends.
-    void kw.close().then(() => process.exit(0))
-  }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  stopOnSignals(server, kw)
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main()

@@ -157,31 +157,26 @@ export class SqliteStore implements KeyStore {
   }
 
   updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date): Promise<ApiKeyRecord | null> {
-    return guard(() =>
-      this.db.transaction(
-        (tx) => {
-          const row = tx
-            .update(apiKeys)
-            .set({ ...patch, updatedAt: now })
-            .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
-            .returning()
-            .get() as ApiKeyRecord | undefined
-          if (row === undefined) return null
-          tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
-          return row
-        },
-        { behavior: 'immediate' },
-      ),
-    )
+    return this.#changeAndLog(tenantId, id, { ...patch, updatedAt: now }, now)
   }
 
   revokeKey(tenantId: string, id: string, now: Date): Promise<ApiKeyRecord | null> {
+    return this.#changeAndLog(tenantId, id, { revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${now.getTime()})`, updatedAt: now }, now)
+  }
+
+  /** Updates one key of a tenant and appends it to the change log, in one transaction. */
+  #changeAndLog(
+    tenantId: string,
+    id: string,
+    set: Partial<Record<keyof typeof apiKeys.$inferInsert, unknown>>,
+    now: Date,
+  ): Promise<ApiKeyRecord | null> {
     return guard(() =>
       this.db.transaction(
         (tx) => {
           const row = tx
             .update(apiKeys)
-            .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${now.getTime()})`, updatedAt: now })
+            .set(set as typeof apiKeys.$inferInsert)
             .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
             .returning()
             .get() as ApiKeyRecord | undefined
