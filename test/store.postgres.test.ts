@@ -1,10 +1,10 @@
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Keyward } from '../src/core/keyward.js'
-import type { ApiKeyRecord, WebhookDelivery } from '../src/core/types.js'
+import type { ApiKeyRecord } from '../src/core/types.js'
 import { StoreUnavailableError } from '../src/core/types.js'
 import { createPostgresStore, type PostgresStore } from '../src/store/postgres/index.js'
-import { describeStoreContract, makeRecord } from './contract/store-contract.js'
+import { describeStoreContract, makeDelivery, makeRecord } from './contract/store-contract.js'
 import { freshPostgresDatabase, hasPostgres, PG_ADMIN_URL } from './helpers/postgres.js'
 
 const T0 = new Date('2026-03-01T12:00:00.000Z')
@@ -174,21 +174,7 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
       for (let i = 0; i < 40; i++) {
         const old = makeRecord()
         await seeder.insertKey(old)
-        const delivery: WebhookDelivery = {
-          id: `msg_${i.toString().padStart(3, '0')}`,
-          tenantId: 'tenant_a',
-          keyId: old.id,
-          newKeyId: null,
-          eventType: 'api_key.rotated',
-          url: 'http://127.0.0.1:9/hook',
-          payload: '{}',
-          status: 'pending',
-          attempts: [],
-          nextAttemptAt: T0,
-          lockedUntil: null,
-          createdAt: T0,
-          updatedAt: T0,
-        }
+        const delivery = makeDelivery(old.id, { id: `msg_${i.toString().padStart(3, '0')}`, payload: '{}' })
         await seeder.rotateKey({ tenantId: 'tenant_a', oldKeyId: old.id, newKey: makeRecord(), graceExpiresAt: T0, now: T0, delivery })
       }
       const claimed: string[] = []

@@ -17,30 +17,43 @@ export function utcDay(ms: number): string {
  * outage delays counts instead of losing them; only a crash loses the current buffer (at most
  * one flush interval of counts).
  */
+/** One (key, day) count in memory; the instant stays a number so counting allocates nothing. */
+interface Bucket {
+  keyId: string
+  day: string
+  count: number
+  lastUsedAtMs: number
+}
+
 export class UsageBuffer {
-  /** day → keyId → increment. Usually one day; two around midnight UTC. */
-  #pending = new Map<string, Map<string, UsageIncrement>>()
-  #today: Map<string, UsageIncrement> = new Map()
+  /** day → keyId → bucket. Usually one day; two around midnight UTC. */
+  #pending = new Map<string, Map<string, Bucket>>()
+  #today: Map<string, Bucket> = new Map()
+  #todayName = ''
   #dayStartsAtMs = 0
   #flushing: Promise<void> = Promise.resolve()
 
   constructor(private readonly store: KeyStore) {}
 
   record(keyId: string, nowMs: number): void {
-    if (nowMs < this.#dayStartsAtMs || nowMs >= this.#dayStartsAtMs + DAY_MS) this.#selectDay(nowMs)
-    const entry = this.#today.get(keyId)
-    if (entry === undefined) {
-      this.#today.set(keyId, { keyId, day: utcDay(this.#dayStartsAtMs), count: 1, lastUsedAt: new Date(nowMs) })
+    if (nowMs < this.#dayStartsAtMs || nowMs >= this.#dayStartsAtMs + DAY_MS) {
+      this.#dayStartsAtMs = nowMs - (nowMs % DAY_MS)
+      this.#todayName = utcDay(nowMs)
+      this.#today = this.#day(this.#todayName)
+    }
+    const bucket = this.#today.get(keyId)
+    if (bucket === undefined) {
+      this.#today.set(keyId, { keyId, day: this.#todayName, count: 1, lastUsedAtMs: nowMs })
       return
     }
-    entry.count++
-    if (nowMs > entry.lastUsedAt.getTime()) entry.lastUsedAt = new Date(nowMs)
+    bucket.count++
+    if (nowMs > bucket.lastUsedAtMs) bucket.lastUsedAtMs = nowMs
   }
 
   /** Requests recorded but not yet written. */
   get pendingRequests(): number {
     let total = 0
-    for (const day of this.#pending.values()) for (const entry of day.values()) total += entry.count
+    for (const day of this.#pending.values()) for (const bucket of day.values()) total += bucket.count
     return total
   }
 
@@ -53,42 +66,37 @@ export class UsageBuffer {
   }
 
   async #flushOnce(): Promise<void> {
-    const batch: UsageIncrement[] = []
-    for (const day of this.#pending.values()) for (const entry of day.values()) batch.push(entry)
+    const batch: Bucket[] = []
+    for (const day of this.#pending.values()) for (const bucket of day.values()) batch.push(bucket)
     if (batch.length === 0) return
     this.#pending = new Map()
     this.#dayStartsAtMs = 0
     try {
-      await this.store.recordUsage(batch)
+      await this.store.recordUsage(
+        batch.map(({ keyId, day, count, lastUsedAtMs }): UsageIncrement => ({ keyId, day, count, lastUsedAt: new Date(lastUsedAtMs) })),
+      )
     } catch (error) {
-      for (const increment of batch) this.#mergeBack(increment)
+      // Counts are additive, so a failed batch merges back into whatever was counted meanwhile.
+      for (const failed of batch) {
+        const day = this.#day(failed.day)
+        const bucket = day.get(failed.keyId)
+        if (bucket === undefined) day.set(failed.keyId, failed)
+        else {
+          bucket.count += failed.count
+          if (failed.lastUsedAtMs > bucket.lastUsedAtMs) bucket.lastUsedAtMs = failed.lastUsedAtMs
+        }
+      }
       throw error
     }
   }
 
-  #mergeBack(increment: UsageIncrement): void {
-    let day = this.#pending.get(increment.day)
-    if (day === undefined) {
-      day = new Map()
-      this.#pending.set(increment.day, day)
+  /** The buckets of one UTC day, created on first use. */
+  #day(day: string): Map<string, Bucket> {
+    let buckets = this.#pending.get(day)
+    if (buckets === undefined) {
+      buckets = new Map()
+      this.#pending.set(day, buckets)
     }
-    const entry = day.get(increment.keyId)
-    if (entry === undefined) {
-      day.set(increment.keyId, increment)
-      return
-    }
-    entry.count += increment.count
-    if (increment.lastUsedAt > entry.lastUsedAt) entry.lastUsedAt = increment.lastUsedAt
-  }
-
-  #selectDay(nowMs: number): void {
-    this.#dayStartsAtMs = nowMs - (nowMs % DAY_MS)
-    const day = utcDay(this.#dayStartsAtMs)
-    let map = this.#pending.get(day)
-    if (map === undefined) {
-      map = new Map()
-      this.#pending.set(day, map)
-    }
-    this.#today = map
+    return buckets
   }
 }

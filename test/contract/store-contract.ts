@@ -46,7 +46,7 @@ export function makeRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord 
   }
 }
 
-function makeDelivery(keyId: string, overrides: Partial<WebhookDelivery> = {}): WebhookDelivery {
+export function makeDelivery(keyId: string, overrides: Partial<WebhookDelivery> = {}): WebhookDelivery {
   return {
     id: newId('msg'),
     tenantId: 'tenant_a',
