@@ -84,7 +84,8 @@ const stats: ServerStats = {
 const startedAt = new Date()
 /** Usage writes in progress (PostgreSQL's are asynchronous, so a count rather than a flag). */
 let usageWritesInFlight = 0
-const WRITE_STATEMENT = /^\s*(insert|update|delete|replace|merge)\b/i
+/** A write, including a data-modifying CTE (`with v as (...) insert ...`). */
+const WRITE_STATEMENT = /^\s*(?:insert|update|delete|replace|merge)\b|^\s*with\b[\s\S]*\b(?:insert|update|delete)\b/i
 
 function countWriteStatement(): void {
   stats.sqlWriteStatements = (stats.sqlWriteStatements ?? 0) + 1

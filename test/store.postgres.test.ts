@@ -233,6 +233,35 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
     }
   })
 
+  it('writes a whole usage flush as one SQL statement, whatever the number of keys', async () => {
+    const url = await freshPostgresDatabase()
+    const pool = new pg.Pool({ connectionString: url })
+    pool.on('error', () => undefined)
+    const writes: string[] = []
+    const query = pool.query.bind(pool) as (...args: unknown[]) => unknown
+    pool.query = ((...args: unknown[]) => {
+      const first = args[0] as string | { text?: string }
+      const text = typeof first === 'string' ? first : (first?.text ?? '')
+      if (/\b(insert|update|delete)\b/i.test(text)) writes.push(text)
+      return query(...args)
+    }) as typeof pool.query
+    try {
+      const store = await createPostgresStore({ pool })
+      const keys = Array.from({ length: 1000 }, () => makeRecord())
+      for (const key of keys) await store.insertKey(key)
+      writes.length = 0
+      await store.recordUsage(
+        keys.map((key, i) => ({ keyId: key.id, day: '2026-03-01', count: 2, lastUsedAt: new Date(T0.getTime() + i) })),
+      )
+      expect(writes).toHaveLength(1)
+      expect(await store.totalRequests(keys.map((key) => key.id))).toBe(2000)
+      expect((await store.findKey('tenant_a', (keys[999] as ApiKeyRecord).id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 999))
+      await store.close()
+    } finally {
+      await pool.end()
+    }
+  })
+
   it('leaves a pool it was given open on close', async () => {
     const url = await freshPostgresDatabase()
     const pool = new pg.Pool({ connectionString: url })

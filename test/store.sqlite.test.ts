@@ -1,8 +1,93 @@
+import { cpSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+import { drizzle } from 'drizzle-orm/better-sqlite3'
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
+import { describe, expect, it } from 'vitest'
+import type { ApiKeyRecord } from '../src/core/types.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
-import { describeStoreContract } from './contract/store-contract.js'
+import { describeStoreContract, makeRecord } from './contract/store-contract.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
+
+const T0 = new Date('2026-03-01T12:00:00.000Z')
+const MIGRATIONS = fileURLToPath(new URL('../drizzle/sqlite', import.meta.url))
 
 describeStoreContract('sqlite (a real file)', async () => {
   const path = tempSqlitePath()
   return { store: createSqliteStore({ url: path }), openAnother: async () => createSqliteStore({ url: path }) }
+})
+
+describe('sqlite store', () => {
+  it('writes a whole usage flush as one SQL statement, whatever the number of keys', async () => {
+    const client = new Database(tempSqlitePath())
+    const writes: string[] = []
+    const prepare = client.prepare.bind(client)
+    client.prepare = ((source: string) => {
+      const statement = prepare(source)
+      if (/\b(insert|update|delete)\b/i.test(source)) {
+        const run = statement.run.bind(statement)
+        statement.run = ((...params: unknown[]) => {
+          writes.push(source)
+          return run(...params)
+        }) as typeof statement.run
+      }
+      return statement
+    }) as typeof client.prepare
+    const store = createSqliteStore({ database: client })
+    // Over 32,766 rows: more than SQLite binds in one statement, were each value a parameter.
+    const keys = Array.from({ length: 40_000 }, () => makeRecord())
+    for (const key of keys) await store.insertKey(key)
+    writes.length = 0
+    await store.recordUsage(keys.map((key, i) => ({ keyId: key.id, day: '2026-03-01', count: 2, lastUsedAt: new Date(T0.getTime() + i) })))
+    expect(writes).toHaveLength(1)
+    expect(client.prepare('select sum(request_count) as n, count(*) as rows from api_key_usage').get()).toEqual({ n: 80_000, rows: 40_000 })
+    const last = keys[39_999] as ApiKeyRecord
+    expect((await store.findKey('tenant_a', last.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 39_999))
+    await store.close()
+    client.close()
+  })
+
+  it('upgrades a database made by the first migration without losing its keys or usage', async () => {
+    // The migrations folder as the first release shipped it: only 0000.
+    const firstRelease = join(dirname(tempSqlitePath()), 'migrations')
+    cpSync(MIGRATIONS, firstRelease, { recursive: true })
+    const journalPath = join(firstRelease, 'meta', '_journal.json')
+    const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: unknown[] }
+    writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, 1) }))
+
+    const path = tempSqlitePath()
+    const old = new Database(path)
+    migrate(drizzle(old), { migrationsFolder: firstRelease, migrationsTable: '__keyward_migrations' })
+    const record = makeRecord()
+    old
+      .prepare(
+        `insert into api_keys (id, tenant_id, name, environment, scopes, metadata, key_hash, key_prefix, key_suffix, created_at, updated_at, last_used_at)
+         values (?, ?, ?, ?, '[]', '{}', ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        record.id,
+        record.tenantId,
+        record.name,
+        record.environment,
+        record.keyHash,
+        record.keyPrefix,
+        record.keySuffix,
+        T0.getTime(),
+        T0.getTime(),
+        T0.getTime() + 5000,
+      )
+    old.prepare('insert into api_key_usage (key_id, day, request_count) values (?, ?, ?)').run(record.id, '2026-03-01', 40)
+    old.close()
+
+    const store = createSqliteStore({ url: path })
+    expect((await store.findKey('tenant_a', record.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 5000))
+    // An older use does not move last_used_at back; a newer one moves it forward.
+    await store.recordUsage([{ keyId: record.id, day: '2026-03-01', count: 2, lastUsedAt: new Date(T0.getTime() + 1000) }])
+    expect((await store.findKey('tenant_a', record.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 5000))
+    await store.recordUsage([{ keyId: record.id, day: '2026-03-01', count: 3, lastUsedAt: new Date(T0.getTime() + 9000) }])
+    expect(await store.usageByDay([record.id], '2026-03-01')).toEqual([{ day: '2026-03-01', count: 45 }])
+    expect((await store.findKey('tenant_a', record.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 9000))
+    await store.close()
+  })
 })

@@ -45,19 +45,30 @@ export function afterCursor(table: { createdAt: Column; id: Column | SQL }, curs
   return or(lt(table.createdAt, cursor.createdAt), and(eq(table.createdAt, cursor.createdAt), sql`${table.id} < ${cursor.id}`)) as SQL
 }
 
-/** Several increments of one key (two UTC days around midnight) reduced to its latest use. */
-export function latestUsePerKey(increments: { keyId: string; lastUsedAt: Date }[]): Map<string, Date> {
-  const latest = new Map<string, Date>()
-  for (const { keyId, lastUsedAt } of increments) {
-    const seen = latest.get(keyId)
-    if (seen === undefined || lastUsedAt > seen) latest.set(keyId, lastUsedAt)
-  }
-  return latest
+/** One usage row per (key, UTC day): the summed count and the latest use, in milliseconds. */
+export interface UsageRow {
+  keyId: string
+  day: string
+  count: number
+  lastUsedAt: number
 }
 
-/** Splits a list for statements with a bound on parameters. */
-export function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = []
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
-  return out
+/**
+ * The increments of a flush as one row per (key, day), sorted by key then day. A multi-row upsert
+ * may not touch one row twice (PostgreSQL), and writing rows in one order everywhere means two
+ * instances flushing overlapping keys take their row locks in the same order.
+ */
+export function usageRows(increments: readonly { keyId: string; day: string; count: number; lastUsedAt: Date }[]): UsageRow[] {
+  const rows = new Map<string, UsageRow>()
+  for (const { keyId, day, count, lastUsedAt } of increments) {
+    const id = `${keyId}\u0000${day}`
+    const at = lastUsedAt.getTime()
+    const row = rows.get(id)
+    if (row === undefined) rows.set(id, { keyId, day, count, lastUsedAt: at })
+    else {
+      row.count += count
+      if (at > row.lastUsedAt) row.lastUsedAt = at
+    }
+  }
+  return [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, row]) => row)
 }

@@ -325,12 +325,27 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect((await store.findKey('tenant_a', b.id))?.lastUsedAt).toEqual(at(30))
     })
 
-    it('records a large usage batch (more rows than one statement takes)', async () => {
-      const keys = Array.from({ length: 700 }, () => makeRecord())
+    it('records a flush of any size in one call: repeated (key, day) buckets summed, unknown keys ignored', async () => {
+      // 2,000 keys x 2 days = 4,000 buckets plus repeats: more than one statement's parameter
+      // limit would take, were the rows bound one parameter each.
+      const keys = Array.from({ length: 2000 }, () => makeRecord())
       for (const key of keys) await store.insertKey(key)
-      await store.recordUsage(keys.map((key, i) => ({ keyId: key.id, day: '2026-03-01', count: i + 1, lastUsedAt: at(i) })))
-      expect(await store.totalRequests(keys.map((key) => key.id))).toBe((700 * 701) / 2)
-      expect((await store.findKey('tenant_a', (keys[699] as ApiKeyRecord).id))?.lastUsedAt).toEqual(at(699))
+      const increments = keys.flatMap((key, i) => [
+        { keyId: key.id, day: '2026-03-01', count: i + 1, lastUsedAt: at(i) },
+        { keyId: key.id, day: '2026-03-02', count: 1, lastUsedAt: at(100_000 + i) },
+        { keyId: key.id, day: '2026-03-01', count: 2, lastUsedAt: at(-1) },
+      ])
+      increments.push({ keyId: 'key_gone', day: '2026-03-01', count: 9, lastUsedAt: at(5) })
+      await store.recordUsage(increments)
+      const ids = keys.map((key) => key.id)
+      expect(await store.totalRequests(ids)).toBe((2000 * 2001) / 2 + 2000 * 3)
+      expect(await store.usageByDay(ids, '2026-03-01')).toEqual([
+        { day: '2026-03-01', count: (2000 * 2001) / 2 + 2000 * 2 },
+        { day: '2026-03-02', count: 2000 },
+      ])
+      const last = keys[1999] as ApiKeyRecord
+      expect((await store.findKey('tenant_a', last.id))?.lastUsedAt).toEqual(at(101_999))
+      expect(await store.totalRequests(['key_gone'])).toBe(9)
     })
 
     it('serves the change log in order from any position and prunes old entries', async () => {

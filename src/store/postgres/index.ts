@@ -17,7 +17,7 @@ import {
   type UsageIncrement,
   type WebhookDelivery,
 } from '../../core/types.js'
-import { afterCursor, chunks, latestUsePerKey, statusCondition } from '../conditions.js'
+import { afterCursor, statusCondition, usageRows } from '../conditions.js'
 import * as schema from './schema.js'
 import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
 
@@ -338,35 +338,32 @@ export class PostgresStore implements KeyStore {
 
   recordUsage(increments: UsageIncrement[]): Promise<void> {
     if (increments.length === 0) return Promise.resolve()
-    // Rows are written in key order, so two instances flushing overlapping keys lock them in the
-    // same order; a deadlock left anyway (the update's join order is the planner's) is retried.
-    const buckets = usageBuckets(increments)
-    const latest = [...latestUsePerKey(increments)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    // The whole flush is one statement with one parameter (a JSON array), whatever the number of
+    // keys: the daily counts are upserted in a data-modifying CTE and last_used_at moved forward by
+    // the outer UPDATE, atomically. Rows arrive sorted by key so overlapping flushes of several
+    // instances lock in one order; a deadlock left anyway (the UPDATE's join order is the
+    // planner's) is retried.
+    const rows = JSON.stringify(
+      usageRows(increments).map((row) => ({
+        key_id: row.keyId,
+        day: row.day,
+        request_count: row.count,
+        used_at: new Date(row.lastUsedAt).toISOString(),
+      })),
+    )
     return this.#guard(() =>
-      retryOnDeadlock(() =>
-        this.#transaction(async (tx) => {
-          for (const part of chunks(buckets, 1000)) {
-            await tx
-              .insert(apiKeyUsage)
-              .values(part)
-              .onConflictDoUpdate({
-                target: [apiKeyUsage.keyId, apiKeyUsage.day],
-                set: { requestCount: sql`${apiKeyUsage.requestCount} + excluded.request_count` },
-              })
-          }
-          for (const part of chunks(latest, 1000)) {
-            const values = sql.join(
-              part.map(([keyId, at]) => sql`(${keyId}, ${at.toISOString()}::timestamptz)`),
-              sql`, `,
-            )
-            // last_used_at only moves forward, whatever order flushes from several instances land in.
-            await tx.execute(sql`update ${apiKeys}
-              set last_used_at = greatest(coalesce(${apiKeys.lastUsedAt}, '-infinity'), v.used_at)
-              from (values ${values}) as v(key_id, used_at)
-              where ${apiKeys.id} = v.key_id and (${apiKeys.lastUsedAt} is null or ${apiKeys.lastUsedAt} < v.used_at)`)
-          }
-        }),
-      ),
+      retryOnDeadlock(async () => {
+        await this.db.execute(sql`with v as (
+            select * from json_to_recordset(${rows}::json) as v(key_id text, day text, request_count bigint, used_at timestamptz)
+          ), counted as (
+            insert into ${apiKeyUsage} (key_id, day, request_count)
+            select key_id, day, request_count from v order by key_id, day
+            on conflict (key_id, day) do update set request_count = ${apiKeyUsage}.request_count + excluded.request_count
+          )
+          update ${apiKeys} set last_used_at = latest.used_at
+          from (select key_id, max(used_at) as used_at from v group by key_id) as latest
+          where ${apiKeys.id} = latest.key_id and (${apiKeys.lastUsedAt} is null or ${apiKeys.lastUsedAt} < latest.used_at)`)
+      }),
     )
   }
 
@@ -551,18 +548,6 @@ async function logChange(tx: Db, keyHash: string, now: Date): Promise<void> {
   await tx.execute(sql`with change as (
       insert into ${apiKeyChanges} (key_hash, changed_at) values (${keyHash}, ${now.toISOString()}::timestamptz) returning seq
     ) select pg_notify(${CHANGES_CHANNEL}, change.seq::text) from change`)
-}
-
-/** One row per (key, day), sorted: a multi-row upsert may not touch the same row twice. */
-function usageBuckets(increments: UsageIncrement[]): { keyId: string; day: string; requestCount: number }[] {
-  const buckets = new Map<string, { keyId: string; day: string; requestCount: number }>()
-  for (const { keyId, day, count } of increments) {
-    const id = `${keyId}\u0000${day}`
-    const bucket = buckets.get(id)
-    if (bucket === undefined) buckets.set(id, { keyId, day, requestCount: count })
-    else bucket.requestCount += count
-  }
-  return [...buckets.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, bucket]) => bucket)
 }
 
 async function retryOnDeadlock<T>(work: () => Promise<T>): Promise<T> {

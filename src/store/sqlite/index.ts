@@ -16,7 +16,7 @@ import {
   type UsageIncrement,
   type WebhookDelivery,
 } from '../../core/types.js'
-import { afterCursor, chunks, latestUsePerKey, statusCondition } from '../conditions.js'
+import { afterCursor, statusCondition, usageRows } from '../conditions.js'
 import * as schema from './schema.js'
 import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
 
@@ -232,29 +232,21 @@ export class SqliteStore implements KeyStore {
 
   recordUsage(increments: UsageIncrement[]): Promise<void> {
     if (increments.length === 0) return Promise.resolve()
+    // The whole flush is one statement with one parameter (a JSON array), whatever the number of
+    // keys: no chunking against SQLite's parameter limit. The triggers of migration 0001 move
+    // api_keys.last_used_at forward inside it.
+    const rows = JSON.stringify(usageRows(increments).map((row) => [row.keyId, row.day, row.count, row.lastUsedAt]))
     return guard(() =>
       this.db.transaction(
         (tx) => {
-          for (const part of chunks(increments, 300)) {
-            tx.insert(apiKeyUsage)
-              .values(part.map((u) => ({ keyId: u.keyId, day: u.day, requestCount: u.count })))
-              .onConflictDoUpdate({
-                target: [apiKeyUsage.keyId, apiKeyUsage.day],
-                set: { requestCount: sql`${apiKeyUsage.requestCount} + excluded.request_count` },
-              })
-              .run()
-          }
-          const latest = [...latestUsePerKey(increments)]
-          for (const part of chunks(latest, 300)) {
-            const values = sql.join(
-              part.map(([keyId, at]) => sql`(${keyId}, ${at.getTime()})`),
-              sql`, `,
-            )
-            // last_used_at only moves forward, whatever order flushes from several processes land in.
-            tx.run(sql`update api_keys set last_used_at = max(coalesce(api_keys.last_used_at, 0), v.column2)
-            from (values ${values}) as v where api_keys.id = v.column1`)
-          }
+          tx.run(sql`insert into api_key_usage (key_id, day, request_count, last_used_at)
+            select value ->> 0, value ->> 1, value ->> 2, value ->> 3 from json_each(${rows}) where true
+            on conflict (key_id, day) do update set
+              request_count = request_count + excluded.request_count,
+              last_used_at = max(coalesce(last_used_at, 0), excluded.last_used_at)`)
         },
+        // BEGIN IMMEDIATE: take the write lock up front, so a second process cannot make this
+        // transaction's snapshot stale between its read and its write (SQLITE_BUSY_SNAPSHOT).
         { behavior: 'immediate' },
       ),
     )

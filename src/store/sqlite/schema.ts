@@ -46,6 +46,11 @@ export const apiKeyUsage = sqliteTable(
     keyId: text('key_id').notNull(),
     day: text('day').notNull(),
     requestCount: integer('request_count').notNull(),
+    /**
+     * The latest use on that day. A trigger (drizzle/sqlite/0001) moves `api_keys.last_used_at`
+     * forward from it, so a usage flush is one statement that writes both.
+     */
+    lastUsedAt: integer('last_used_at', { mode: 'timestamp_ms' }),
   },
   (table) => [primaryKey({ columns: [table.keyId, table.day] })],
 )
