@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { BODY_LENGTH, generateKey, hashKey, parseKey, randomBase62 } from '../src/core/key-format.js'
 import { Keyward } from '../src/core/keyward.js'
@@ -74,6 +75,41 @@ describe('key format', () => {
     ]) {
       expect(parseKey(bad, 'sk'), JSON.stringify(bad.slice(0, 20))).toBeNull()
     }
+  })
+
+  it('agrees with a reference parser (RegExp + encoded checksum) on valid, mutated and re-checksummed keys', () => {
+    // The reference is the format's definition written the slow, obvious way.
+    const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+    const encode = (text: string) => {
+      let value = crc32(text)
+      let out = ''
+      for (let i = 0; i < 6; i++) {
+        out = BASE62[value % 62] + out
+        value = Math.floor(value / 62)
+      }
+      return out
+    }
+    const reference = (candidate: string, prefix: string) => {
+      const match = /^([a-z0-9]{1,12})_(live|test)_([0-9A-Za-z]{36})$/.exec(candidate)
+      if (match === null || match[1] !== prefix) return null
+      return encode(candidate.slice(0, -6)) === candidate.slice(-6) ? { prefix, environment: match[2] } : null
+    }
+    const alphabet = `${BASE62}_-. ~/+=é\u0000`
+    let accepted = 0
+    for (let i = 0; i < 5000; i++) {
+      const { key } = generateKey('sk', i % 2 === 0 ? 'live' : 'test')
+      const at = i % key.length
+      const mutated = key.slice(0, at) + (alphabet[(i * 7) % alphabet.length] as string) + key.slice(at + 1)
+      // Recomputing the checksum over a mutated head gives inputs that pass the CRC but may break
+      // the shape (an underscore or a dash in the body, a changed environment).
+      const rechecked = mutated.slice(0, -6) + encode(mutated.slice(0, -6))
+      for (const candidate of [key, mutated, rechecked]) {
+        const expected = reference(candidate, 'sk')
+        if (expected !== null) accepted++
+        expect(parseKey(candidate, 'sk'), JSON.stringify(candidate)).toEqual(expected)
+      }
+    }
+    expect(accepted).toBeGreaterThan(5000) // every minted key, and re-checksummed ones still well-formed
   })
 
   it('refuses a prefix outside [a-z0-9]{1,12}, naming the option', () => {

@@ -3,7 +3,7 @@ import type { Decision } from '../core/decide.js'
 import type { ApiKeyAuthOptions } from '../hono/middleware.js'
 import { answerFor, keyExtractor, problemAnswer, rejectionAnswers } from '../http/problem.js'
 import { defaultKeyward } from '../index.js'
-import { type ExpressRequestLike, headerValue, type KeywardRequestHandler, type NextLike, prepare, send } from './node-http.js'
+import { type ExpressRequestLike, type KeywardRequestHandler, type NextLike, nodeHeader, prepare, send } from './node-http.js'
 
 /** The same options as `apiKeyAuth` from `keyward/hono`: one set of options, two frameworks. */
 export type { ApiKeyAuthOptions }
@@ -31,8 +31,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): KeywardRequestHandl
   }
 
   return function apiKeyAuthMiddleware(req, res, next) {
-    const headers = req.headers
-    const presented = extract((name) => headerValue(headers[name]))
+    const presented = extract(req.headers, nodeHeader)
     if (presented === undefined) return send(res, answers.missing_api_key)
     instance ??= defaultKeyward()
     // A cache hit is answered synchronously: no promise, no extra tick on the hot path.

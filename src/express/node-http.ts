@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { VerifiedKey } from '../core/types.js'
 import type { HttpAnswer } from '../http/problem.js'
 
@@ -69,6 +69,8 @@ export function send(res: ServerResponse, answer: PreparedAnswer): void {
   res.end(answer.body)
 }
 
-export function headerValue(value: string | string[] | undefined): string | undefined {
+/** The header lookup for Node's `IncomingHttpHeaders` (names already lower-case). */
+export function nodeHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name]
   return Array.isArray(value) ? value.join(', ') : value
 }

@@ -1,7 +1,15 @@
 import type { MiddlewareHandler } from 'hono'
 import type { Keyward } from '../core/keyward.js'
 import type { VerifiedKey } from '../core/types.js'
-import { answerFor, type HttpAnswer, type KeyExtractionOptions, keyExtractor, problemAnswer, rejectionAnswers } from '../http/problem.js'
+import {
+  answerFor,
+  fetchHeader,
+  type HttpAnswer,
+  type KeyExtractionOptions,
+  keyExtractor,
+  problemAnswer,
+  rejectionAnswers,
+} from '../http/problem.js'
 import { defaultKeyward } from '../index.js'
 
 declare module 'hono' {
@@ -35,8 +43,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler<{
   const answers = rejectionAnswers(realm)
   let instance = options.keyward
   return async function apiKeyAuthMiddleware(c, next) {
-    const headers = c.req.raw.headers
-    const presented = extract((name) => headers.get(name))
+    const presented = extract(c.req.raw.headers, fetchHeader)
     if (presented === undefined) return reply(answers.missing_api_key)
     instance ??= defaultKeyward()
     let decision = instance.verifyFast(presented)

@@ -7,7 +7,7 @@ import type { Keyward } from '../core/keyward.js'
 import { fieldErrors } from '../core/schemas.js'
 import { toKeyObject } from '../core/serialize.js'
 import type { Actor } from '../core/types.js'
-import { type KeyExtractionOptions, keyExtractor, problemAnswer } from '../http/problem.js'
+import { fetchHeader, type KeyExtractionOptions, keyExtractor, problemAnswer } from '../http/problem.js'
 import {
   createdKeySchema,
   createKeyBody,
@@ -246,7 +246,7 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     if (bridged) return { ok: true, value: bridged }
     const hosted = await options.authenticate?.(c)
     if (hosted) return { ok: true, value: hosted }
-    const presented = acceptApiKeys ? extract((name) => c.req.header(name)) : undefined
+    const presented = acceptApiKeys ? extract(c.req.raw.headers, fetchHeader) : undefined
     if (presented === undefined) return acceptApiKeys ? fail('missing_api_key') : fail('unauthenticated')
     const decision = await instance().verify(presented)
     if (!decision.ok) return fail(decision.code)

@@ -79,22 +79,30 @@ export interface KeyExtractionOptions {
 
 /**
  * Reads the presented key from headers only, never from the query string (Kong/kong#4366).
- * `get` is the framework's header lookup (lower-case names).
+ * `get(headers, name)` is the framework's header lookup (lower-case names); it is passed with the
+ * headers rather than closed over them so the hot path allocates no function per request.
  */
-export function keyExtractor(options: KeyExtractionOptions): (get: (name: string) => string | null | undefined) => string | undefined {
+export function keyExtractor(
+  options: KeyExtractionOptions,
+): <H>(headers: H, get: (headers: H, name: string) => string | null | undefined) => string | undefined {
   const header = options.header === null ? undefined : assertHeaderName(options.header ?? 'x-api-key', 'header')
   const bearer = options.bearer !== false
   if (header === undefined && !bearer) throw new Error('keyward: options "header" and "bearer" cannot both be off')
-  return (get) => {
+  return (headers, get) => {
     if (header !== undefined) {
-      const value = get(header)
+      const value = get(headers, header)
       if (value) return value.trim()
     }
     if (bearer) {
-      const authorization = get('authorization')
+      const authorization = get(headers, 'authorization')
       if (authorization && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ')
         return authorization.slice(7).trim()
     }
     return undefined
   }
+}
+
+/** The header lookup for a fetch `Headers` object (Hono). */
+export function fetchHeader(headers: Headers, name: string): string | null {
+  return headers.get(name)
 }
