@@ -12,7 +12,7 @@
  *   npm run bench -- --help       every flag
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -625,6 +625,7 @@ async function main(): Promise<void> {
     '',
     `keyward bench — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, node ${process.version}, ${cpus().length} CPUs, ${options.connections} connections,`,
     `${options.rounds} interleaved rounds × ${options.duration} s after ${options.warmup} s warm-up (${elapsedS.toFixed(0)} s in all); small store ${thousands(options.small)} keys, large ${thousands(options.large)}.`,
+    `versions: ${['hono', '@hono/node-server', 'express'].map((name) => `${name} ${installedVersion(name)}`).join(', ')}`,
     `command: npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     'Each round measures reference, A, reference, B, reference, ... (B and A swap every other round). req/s, p50, p99: medians over the rounds;',
     '× ref: median over the rounds of the ratio to the mean of the two reference runs just before and after (so a drift in machine load cancels).',
@@ -823,6 +824,12 @@ function writesTable(order: Scenario[], writes: Map<string, ServerStats>, runnin
 /** Every 2xx the client saw was counted, and at most the requests in flight at each run's end more. */
 function countedEverything(server: Running, stats: ServerStats): boolean {
   return stats.usageRequests >= server.seen2xx && stats.usageRequests <= server.seen2xx + options.connections * server.runs
+}
+
+/** The version node_modules holds, as the servers load it. */
+function installedVersion(name: string): string {
+  const manifest = new URL(`../node_modules/${name}/package.json`, import.meta.url)
+  return (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version
 }
 
 function minimumGap(times: number[]): string {

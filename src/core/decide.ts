@@ -7,6 +7,8 @@ import type { ApiKeyRecord, KeyStatus, VerifiedKey } from './types.js'
  */
 export interface KeyVerdictInput {
   key: VerifiedKey
+  /** The accepting decision, built once per fill so a cache hit allocates nothing for it. */
+  accepted: Decision
   revokedAtMs: number | null
   expiresAtMs: number | null
   /** Set only for a rotated-out key: the end of its grace period. */
@@ -24,7 +26,7 @@ export function decide(input: KeyVerdictInput, nowMs: number): Decision {
   if (input.revokedAtMs !== null) return { ok: false, code: 'api_key_revoked' }
   if (input.expiresAtMs !== null && nowMs >= input.expiresAtMs) return { ok: false, code: 'api_key_expired' }
   if (input.graceEndsAtMs !== null && nowMs >= input.graceEndsAtMs) return { ok: false, code: 'api_key_rotated' }
-  return { ok: true, key: input.key }
+  return input.accepted
 }
 
 export function verdictInput(record: ApiKeyRecord): KeyVerdictInput {
@@ -40,6 +42,7 @@ export function verdictInput(record: ApiKeyRecord): KeyVerdictInput {
   })
   return {
     key,
+    accepted: Object.freeze({ ok: true, key }),
     revokedAtMs: record.revokedAt?.getTime() ?? null,
     expiresAtMs: record.expiresAt?.getTime() ?? null,
     graceEndsAtMs: record.replacedByKeyId !== null ? (record.graceExpiresAt?.getTime() ?? 0) : null,
