@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { generateKey } from '../src/core/key-format.js'
 import { Keyward, type KeywardOptions } from '../src/core/keyward.js'
 import { StoreUnavailableError } from '../src/core/types.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
@@ -64,6 +65,26 @@ describe('verification', () => {
     expect(store.calls.findKeyByHash).toBe(1)
     await kw.close()
     await other.kw.close()
+  })
+
+  it('does not let a flood of distinct unknown keys push real keys out of the cache', async () => {
+    const { kw, store } = await setup({ cache: { max: 20, negativeMax: 5 } })
+    const real: string[] = []
+    for (let i = 0; i < 20; i++) {
+      const created = await kw.createKey(tenant, { name: `k${i}` })
+      if (!created.ok) throw new Error(created.error.detail)
+      real.push(created.value.key)
+    }
+    for (const key of real) expect((await kw.verify(key)).ok).toBe(true)
+    const readsAfterFill = store.calls.findKeyByHash ?? 0
+    // Well-formed keys with valid checksums that no store holds, each one different.
+    for (let i = 0; i < 200; i++) {
+      expect(await kw.verify(generateKey('sk', 'live').key)).toEqual({ ok: false, code: 'invalid_api_key' })
+    }
+    expect(store.calls.findKeyByHash).toBe(readsAfterFill + 200)
+    for (const key of real) expect((await kw.verify(key)).ok).toBe(true)
+    expect(store.calls.findKeyByHash).toBe(readsAfterFill + 200)
+    await kw.close()
   })
 
   it('judges expiry against the clock on a cache hit, from the first request past it', async () => {

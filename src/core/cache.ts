@@ -25,6 +25,12 @@ export interface VerificationCacheOptions {
    * @default 10_000
    */
   negativeTtlMs?: number
+  /**
+   * How many "no such key" answers to hold. They live in an LRU of their own, so a flood of
+   * distinct made-up keys (a valid checksum is easy to compute) cannot push real keys out.
+   * @default 10_000
+   */
+  negativeMax?: number
 }
 
 /**
@@ -39,29 +45,34 @@ export interface VerificationCacheOptions {
  * clock: it measures how old a cached row is, not whether the key has expired.
  */
 export class VerificationCache {
-  readonly #lru: LRUCache<string, CacheEntry>
+  /** Keys that exist (whatever their status). */
+  readonly #found: LRUCache<string, CacheEntry>
+  /** Hashes no key has: bounded apart from `#found`, so they never evict a real key. */
+  readonly #missing: LRUCache<string, CacheEntry>
   readonly #ttlMs: number
   readonly #negativeTtlMs: number
   #generation = 0
 
   constructor(options: VerificationCacheOptions = {}) {
-    const max = options.max ?? 100_000
-    if (!Number.isInteger(max) || max < 1) throw new Error('keyward: option "cache.max" must be a positive integer')
     this.#ttlMs = options.ttlMs ?? 60_000
     this.#negativeTtlMs = options.negativeTtlMs ?? 10_000
-    this.#lru = new LRUCache({ max })
+    this.#found = new LRUCache({ max: positiveInteger(options.max ?? 100_000, 'cache.max') })
+    this.#missing = new LRUCache({ max: positiveInteger(options.negativeMax ?? 10_000, 'cache.negativeMax') })
   }
 
   /** The entry for a hash if it is young enough to trust, else undefined (a miss). */
   get(keyHash: string, nowMs: number): CacheEntry | undefined {
-    const entry = this.#lru.get(keyHash)
-    if (entry === undefined) return undefined
-    const ttl = entry.verdict === null ? this.#negativeTtlMs : this.#ttlMs
-    if (nowMs - entry.loadedAtMs >= ttl) {
-      this.#lru.delete(keyHash)
+    const found = this.#found.get(keyHash)
+    if (found !== undefined) {
+      if (nowMs - found.loadedAtMs < this.#ttlMs) return found
+      this.#found.delete(keyHash)
       return undefined
     }
-    return entry
+    const missing = this.#missing.get(keyHash)
+    if (missing === undefined) return undefined
+    if (nowMs - missing.loadedAtMs < this.#negativeTtlMs) return missing
+    this.#missing.delete(keyHash)
+    return undefined
   }
 
   /** Call before the database read of a fill; pass the result to `fill`. */
@@ -72,21 +83,37 @@ export class VerificationCache {
   /** Stores a fill unless something was evicted since its `fence()`. */
   fill(keyHash: string, entry: CacheEntry, fence: number): boolean {
     if (fence !== this.#generation) return false
-    this.#lru.set(keyHash, entry)
+    if (entry.verdict === null) {
+      this.#found.delete(keyHash)
+      this.#missing.set(keyHash, entry)
+    } else {
+      this.#missing.delete(keyHash)
+      this.#found.set(keyHash, entry)
+    }
     return true
   }
 
   invalidate(keyHashes: Iterable<string>): void {
     this.#generation++
-    for (const keyHash of keyHashes) this.#lru.delete(keyHash)
+    for (const keyHash of keyHashes) {
+      this.#found.delete(keyHash)
+      this.#missing.delete(keyHash)
+    }
   }
 
   clear(): void {
     this.#generation++
-    this.#lru.clear()
+    this.#found.clear()
+    this.#missing.clear()
   }
 
-  get size(): number {
-    return this.#lru.size
+  /** Entries held: keys found, and hashes remembered as missing. */
+  get size(): { found: number; missing: number } {
+    return { found: this.#found.size, missing: this.#missing.size }
   }
+}
+
+function positiveInteger(value: number, option: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`keyward: option "${option}" must be a positive integer`)
+  return value
 }
