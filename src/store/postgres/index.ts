@@ -356,9 +356,11 @@ export class PostgresStore implements KeyStore {
         await this.db.execute(sql`with v as (
             select * from json_to_recordset(${rows}::json) as v(key_id text, day text, request_count bigint, used_at timestamptz)
           ), counted as (
-            insert into ${apiKeyUsage} (key_id, day, request_count)
-            select key_id, day, request_count from v order by key_id, day
-            on conflict (key_id, day) do update set request_count = ${apiKeyUsage}.request_count + excluded.request_count
+            insert into ${apiKeyUsage} (key_id, day, request_count, last_used_at)
+            select key_id, day, request_count, used_at from v order by key_id, day
+            on conflict (key_id, day) do update set
+              request_count = ${apiKeyUsage}.request_count + excluded.request_count,
+              last_used_at = greatest(${apiKeyUsage}.last_used_at, excluded.last_used_at)
           )
           update ${apiKeys} set last_used_at = latest.used_at
           from (select key_id, max(used_at) as used_at from v group by key_id) as latest

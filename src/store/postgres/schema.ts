@@ -52,6 +52,8 @@ export const apiKeyUsage = pgTable(
     keyId: text('key_id').notNull(),
     day: text('day').notNull(),
     requestCount: bigint('request_count', { mode: 'number' }).notNull(),
+    /** The latest use on that day; the same flush statement moves `api_keys.last_used_at` forward. */
+    lastUsedAt: instant('last_used_at'),
   },
   (table) => [primaryKey({ columns: [table.keyId, table.day] })],
 )
