@@ -54,9 +54,8 @@ export interface UsageRow {
 }
 
 /**
- * The increments of a flush as one row per (key, day), sorted by key then day. A multi-row upsert
- * may not touch one row twice (PostgreSQL), and writing rows in one order everywhere means two
- * instances flushing overlapping keys take their row locks in the same order.
+ * The increments of a flush as one row per (key, day): a multi-row upsert may not touch one row
+ * twice (PostgreSQL). Lock order is the SQL's business (the PostgreSQL statement sorts its rows).
  */
 export function usageRows(increments: readonly { keyId: string; day: string; count: number; lastUsedAt: Date }[]): UsageRow[] {
   const rows = new Map<string, UsageRow>()
@@ -70,5 +69,5 @@ export function usageRows(increments: readonly { keyId: string; day: string; cou
       if (at > row.lastUsedAt) row.lastUsedAt = at
     }
   }
-  return [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, row]) => row)
+  return [...rows.values()]
 }

@@ -340,7 +340,7 @@ export class PostgresStore implements KeyStore {
     if (increments.length === 0) return Promise.resolve()
     // The whole flush is one statement with one parameter (a JSON array), whatever the number of
     // keys: the daily counts are upserted in a data-modifying CTE and last_used_at moved forward by
-    // the outer UPDATE, atomically. Rows arrive sorted by key so overlapping flushes of several
+    // the outer UPDATE, atomically. The upsert takes rows in key order so overlapping flushes of several
     // instances lock in one order; a deadlock left anyway (the UPDATE's join order is the
     // planner's) is retried.
     const rows = JSON.stringify(
