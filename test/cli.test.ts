@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { KeyObject } from '../src/index.js'
 import { keyward } from '../src/index.js'
-import { CLI_PATH, ensureBuilt } from './helpers/build.js'
-import { freshPostgresDatabase, hasPostgres } from './helpers/postgres.js'
+import { CLI_PATH, ensureBuilt, REPO_ROOT } from './helpers/build.js'
+import { freshPostgresDatabase, hasPostgres, PG_ADMIN_URL } from './helpers/postgres.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
 /**
@@ -18,11 +20,11 @@ interface Run {
   stderr: string
 }
 
-function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+function cli(args: string[], env: Record<string, string | undefined> = {}, script = CLI_PATH): Promise<Run> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [CLI_PATH, ...args],
+      [script, ...args],
       { env: { PATH: process.env.PATH, ...env }, timeout: 15_000, encoding: 'utf8' },
       (error, stdout, stderr) => {
         if (error !== null && typeof error.code !== 'number') reject(error)
@@ -33,6 +35,37 @@ function cli(args: string[], env: Record<string, string | undefined> = {}): Prom
 }
 
 const SECRET = /\bsk_(live|test)_[0-9A-Za-z]{20,}\b/g
+
+/** What a person reads first: the first line of stderr. */
+function firstLine(run: Run): string {
+  return run.stderr.split('\n')[0] ?? ''
+}
+
+/**
+ * A copy of the built package in a temporary directory whose node_modules holds every package of
+ * this repository except pg — an app that installed keyward but not pg. dist/ is copied, not
+ * linked: Node resolves a module's imports from its real path, which would find this repo's pg.
+ */
+function installWithoutPg(): string {
+  const root = mkdtempSync(join(tmpdir(), 'keyward-no-pg-'))
+  cpSync(join(REPO_ROOT, 'dist'), join(root, 'dist'), { recursive: true })
+  cpSync(join(REPO_ROOT, 'drizzle'), join(root, 'drizzle'), { recursive: true })
+  copyFileSync(join(REPO_ROOT, 'package.json'), join(root, 'package.json'))
+  mkdirSync(join(root, 'node_modules'))
+  for (const name of readdirSync(join(REPO_ROOT, 'node_modules'))) {
+    if (name !== 'pg') symlinkSync(join(REPO_ROOT, 'node_modules', name), join(root, 'node_modules', name))
+  }
+  return root
+}
+
+/** A URL on the test server, with a password the CLI must never print. */
+function postgresUrl(databaseName: string): { url: string; password: string } {
+  const url = new URL(PG_ADMIN_URL)
+  // The test server trusts local connections and ignores a password; a server that needs one has it in the URL.
+  if (url.password === '') url.password = 'hunter2'
+  url.pathname = `/${databaseName}`
+  return { url: url.toString(), password: decodeURIComponent(url.password) }
+}
 
 function secretsIn(text: string): string[] {
   return text.match(SECRET) ?? []
@@ -65,7 +98,7 @@ function lifecycleSuite(label: string, freshDatabase: () => Promise<string>) {
       const database = await freshDatabase()
       const db = ['--database', database]
 
-      const created = await cli(['create', '--tenant', 'acme', '--name', 'Acme admin', ...db])
+      const created = await cli(['create', '--tenant', 'acme', '--name', 'Acme admin', '--unrestricted', ...db])
       expect(created).toMatchObject({ code: 0, stderr: '' })
       expect(created.stdout).toContain('only time the secret is shown')
       const secret = onlySecret(created)
@@ -156,7 +189,7 @@ describe('the keyward CLI', () => {
   it('shows one key with get and its usage with usage, without its secret', async () => {
     const database = tempSqlitePath('cli.db')
     const created = JSON.parse(
-      (await cli(['create', '--tenant', 'acme', '--name', 'Reporting', '--json', '--database', database])).stdout,
+      (await cli(['create', '--tenant', 'acme', '--name', 'Reporting', '--unrestricted', '--json', '--database', database])).stdout,
     ) as KeyObject & {
       key: string
     }
@@ -181,7 +214,7 @@ describe('the keyward CLI', () => {
   it('does not show one tenant’s key to another tenant', async () => {
     const database = tempSqlitePath('cli.db')
     const created = JSON.parse(
-      (await cli(['create', '--tenant', 'acme', '--name', 'A', '--json', '--database', database])).stdout,
+      (await cli(['create', '--tenant', 'acme', '--name', 'A', '--unrestricted', '--json', '--database', database])).stdout,
     ) as KeyObject
     const run = await cli(['revoke', '--tenant', 'globex', created.id, '--database', database])
     expect(run.code).toBe(1)
@@ -192,24 +225,132 @@ describe('the keyward CLI', () => {
   it('reads the database from KEYWARD_DATABASE_URL when --database is not given', async () => {
     const database = tempSqlitePath('cli.db')
     const env = { KEYWARD_DATABASE_URL: database }
-    expect((await cli(['create', '--tenant', 'acme', '--name', 'From env'], env)).code).toBe(0)
+    expect((await cli(['create', '--tenant', 'acme', '--name', 'From env', '--unrestricted'], env)).code).toBe(0)
     expect(existsSync(database)).toBe(true)
     expect((await cli(['list', '--tenant', 'acme'], env)).stdout).toContain('From env')
   })
 
-  it('prints help for every command and exits 0', async () => {
+  it('prints help for every command, as keyward help <command> and keyward <command> --help, and exits 0', async () => {
     const overview = await cli(['help'])
     expect(overview.code).toBe(0)
     for (const command of ['create', 'list', 'get', 'revoke', 'rotate', 'usage']) {
       expect(overview.stdout).toMatch(new RegExp(`^  ${command}\\s`, 'm'))
-      const help = await cli([command, '--help'])
-      expect(help.code).toBe(0)
-      expect(help.stdout).toContain(`Usage: keyward ${command}`)
+      for (const args of [
+        [command, '--help'],
+        ['help', command],
+      ]) {
+        const help = await cli(args)
+        expect(help).toMatchObject({ code: 0, stderr: '' })
+        expect(help.stdout).toContain(`Usage: keyward ${command}`)
+      }
+    }
+  })
+
+  it('explains help itself with keyward help help', async () => {
+    const help = await cli(['help', 'help'])
+    expect(help).toMatchObject({ code: 0, stderr: '' })
+    expect(help.stdout).toContain('Usage: keyward help [<command>]')
+  })
+
+  it('creates a key that may do everything in its tenant only when asked with --unrestricted', async () => {
+    const database = tempSqlitePath('cli.db')
+    const created = await cli(['create', '--tenant', 'acme', '--name', 'Root', '--unrestricted', '--json', '--database', database])
+    expect(created).toMatchObject({ code: 0, stderr: '' })
+    const { key } = JSON.parse(created.stdout) as { key: string }
+    expect(await verdict(database, key)).toMatchObject({ ok: true, key: { scopes: [] } })
+    expect((await cli(['create', '--help'])).stdout).toContain('(--scopes a,b | --unrestricted)')
+  })
+
+  it('creates no key and no database file for an empty --scopes, or one of only commas and spaces', async () => {
+    for (const scopes of ['', ' ', ',', ' , ,']) {
+      const database = tempSqlitePath('cli.db')
+      const run = await cli(['create', '--tenant', 'acme', '--name', 'Oops', '--scopes', scopes, '--database', database])
+      expect(run.code).toBe(2)
+      expect(firstLine(run)).toBe(
+        `keyward: --scopes lists no scope (got ${JSON.stringify(scopes)}). Name at least one, e.g. --scopes orders:read, or pass --unrestricted for a key that may do everything in its tenant.`,
+      )
+      expect(secretsIn(run.stdout + run.stderr)).toEqual([])
+      expect(existsSync(database)).toBe(false)
+    }
+  })
+
+  it('does not create a key without --scopes or --unrestricted, nor with both', async () => {
+    const database = tempSqlitePath('cli.db')
+    const neither = await cli(['create', '--tenant', 'acme', '--name', 'Which?', '--database', database])
+    expect(neither.code).toBe(2)
+    expect(firstLine(neither)).toBe(
+      'keyward: "create" needs --scopes a,b (what the key may do) or --unrestricted (a key that may do everything in its tenant).',
+    )
+    const both = await cli(['create', '--tenant', 'acme', '--name', 'Both', '--scopes', 'a', '--unrestricted', '--database', database])
+    expect(both.code).toBe(2)
+    expect(firstLine(both)).toBe('keyward: give --scopes or --unrestricted, not both.')
+    expect(existsSync(database)).toBe(false)
+  })
+
+  it('refuses a flag given twice instead of keeping the last one', async () => {
+    const database = tempSqlitePath('cli.db')
+    const twice: [string, string[]][] = [
+      ['--name', ['create', '--tenant', 'acme', '--name', 'a', '--name', 'b', '--unrestricted']],
+      ['--scopes', ['create', '--tenant', 'acme', '--name', 'a', '--scopes', 'orders:read', '--scopes', 'orders:write']],
+      ['--tenant', ['list', '--tenant', 'acme', '--tenant', 'globex']],
+      ['--json', ['list', '--tenant', 'acme', '--json', '--json']],
+      ['--help', ['list', '-h', '--help']],
+    ]
+    for (const [flag, args] of twice) {
+      const run = await cli([...args, '--database', database])
+      expect(run.code).toBe(2)
+      const message =
+        run.stdout === '' && run.stderr.startsWith('{') ? (JSON.parse(run.stderr) as { detail: string }).detail : firstLine(run)
+      expect(message).toContain(`${flag} is given more than once; give it once.`)
+      expect(run.stdout).toBe('')
+    }
+    expect(existsSync(database)).toBe(false)
+  })
+
+  it('names a PostgreSQL database that does not exist on the first line, with exit 2 and no password', async (context) => {
+    if (!hasPostgres) return context.skip('PostgreSQL is not reachable')
+    const name = `keyward_missing_${Date.now().toString(36)}`
+    const { url, password } = postgresUrl(name)
+    const { hostname, port } = new URL(url)
+    for (const command of [
+      ['list', '--tenant', 'acme'],
+      ['create', '--tenant', 'acme', '--name', 'x', '--unrestricted'],
+    ]) {
+      const run = await cli([...command, '--database', url])
+      expect(run.code).toBe(2)
+      expect(firstLine(run)).toBe(`keyward: database "${name}" does not exist on ${hostname}:${port || '5432'}`)
+      expect(run.stderr).not.toContain(password)
+      expect(run.stdout).toBe('')
+    }
+  })
+
+  it('says PostgreSQL needs the pg package when pg is not installed', async () => {
+    const root = installWithoutPg()
+    try {
+      const script = join(root, 'dist/cli/index.js')
+      const { url, password } = postgresUrl('keyward')
+      const run = await cli(['list', '--tenant', 'acme', '--database', url], {}, script)
+      expect(run.code).toBe(2)
+      expect(run.stderr).toBe('keyward: PostgreSQL support needs the pg package: npm install pg\n')
+      expect(run.stderr).not.toContain(password)
+      // The same copy works on SQLite: pg is the one thing it lacks.
+      const database = join(root, 'keys.db')
+      const sqlite = await cli(['create', '--tenant', 'acme', '--name', 'x', '--unrestricted', '--database', database], {}, script)
+      expect(sqlite).toMatchObject({ code: 0, stderr: '' })
+    } finally {
+      rmSync(root, { recursive: true, force: true })
     }
   })
 
   describe('on bad input', () => {
-    const cases: { name: string; args: (database: string) => string[]; code: number; stderr: RegExp; seeded?: boolean }[] = [
+    const cases: {
+      name: string
+      args: (database: string) => string[]
+      code: number
+      stderr: RegExp
+      seeded?: boolean
+      env?: Record<string, string>
+    }[] = [
       { name: 'no command', args: () => [], code: 2, stderr: /Usage: keyward <command>/ },
       { name: 'an unknown command', args: () => ['destroy'], code: 2, stderr: /unknown command "destroy"/ },
       {
@@ -264,7 +405,7 @@ describe('the keyward CLI', () => {
       },
       {
         name: 'a number that is not one',
-        args: (db) => ['create', '--tenant', 'acme', '--name', 'x', '--expires-in', 'soon', '--database', db],
+        args: (db) => ['create', '--tenant', 'acme', '--name', 'x', '--unrestricted', '--expires-in', 'soon', '--database', db],
         code: 2,
         stderr: /--expires-in must be a whole number, got "soon"/,
       },
@@ -288,14 +429,68 @@ describe('the keyward CLI', () => {
         code: 2,
         stderr: /no database at \/nonexistent\/keyward\.db/,
       },
+      {
+        name: 'a database file in a directory that does not exist',
+        args: () => ['create', '--tenant', 'acme', '--name', 'x', '--unrestricted', '--database', '/nonexistent/keyward.db'],
+        code: 2,
+        stderr: /^keyward: cannot open the SQLite database at \/nonexistent\/keyward\.db: .*directory does not exist/,
+      },
+      {
+        name: 'a prefix keyward does not accept',
+        args: (db) => ['list', '--tenant', 'acme', '--prefix', 'Sk-Live', '--database', db],
+        code: 2,
+        stderr: /^keyward: --prefix must be 1-12 characters of \[a-z0-9\] \(the prefix your app configures\), got "Sk-Live"\./,
+        seeded: true,
+      },
+      {
+        name: 'a negative number',
+        args: (db) => ['rotate', '--tenant', 'acme', 'key_x', '--grace=-1', '--database', db],
+        code: 2,
+        stderr: /^keyward: --grace must not be negative, got "-1"\./,
+        seeded: true,
+      },
+      {
+        name: 'an empty --database',
+        args: () => ['create', '--tenant', 'acme', '--name', 'x', '--unrestricted', '--database', ''],
+        code: 2,
+        stderr: /^keyward: --database is empty\./,
+      },
+      {
+        name: 'a PostgreSQL URL that is not one',
+        args: () => ['list', '--tenant', 'acme', '--database', 'postgres://keyward:hunter2@[::1/keyward'],
+        code: 2,
+        stderr: /^keyward: --database is not a valid postgres:\/\/ URL\.\n(?![\s\S]*hunter2)/,
+      },
+      {
+        name: 'a database URL of another kind',
+        args: () => ['create', '--tenant', 'acme', '--name', 'x', '--unrestricted', '--database', 'mysql://keyward:hunter2@db/keyward'],
+        code: 2,
+        stderr: /^keyward: --database has the scheme "mysql:"; give an SQLite path .* or a postgres:\/\/ URL\.\n(?![\s\S]*hunter2)/,
+      },
+      {
+        name: 'an empty KEYWARD_DATABASE_URL',
+        args: () => ['list', '--tenant', 'acme'],
+        env: { KEYWARD_DATABASE_URL: '' },
+        code: 2,
+        stderr: /^keyward: KEYWARD_DATABASE_URL is set but empty/,
+      },
+      {
+        name: 'an empty KEYWARD_PEPPER',
+        args: (db) => ['list', '--tenant', 'acme', '--database', db],
+        env: { KEYWARD_PEPPER: '' },
+        code: 2,
+        stderr: /^keyward: KEYWARD_PEPPER is set but empty/,
+        seeded: true,
+      },
     ]
 
-    for (const { name, args, code, stderr, seeded } of cases) {
+    for (const { name, args, code, stderr, seeded, env } of cases) {
       it(`exits ${code} with a message and no stack trace for ${name}`, async () => {
         const database = tempSqlitePath('cli.db')
         // An existing database where the case needs one, so it fails for its own reason only.
-        if (seeded) expect((await cli(['create', '--tenant', 'seed', '--name', 'seed', '--database', database])).code).toBe(0)
-        const run = await cli(args(database))
+        if (seeded)
+          expect((await cli(['create', '--tenant', 'seed', '--name', 'seed', '--unrestricted', '--database', database])).code).toBe(0)
+        const run = await cli(args(database), env)
         expect(run.code).toBe(code)
         expect(run.stderr).toMatch(stderr)
         expect(run.stderr).toMatch(/^keyward: |^keyward: manage/)
@@ -306,7 +501,7 @@ describe('the keyward CLI', () => {
 
     it('answers in JSON on stderr with --json', async () => {
       const database = tempSqlitePath('cli.db')
-      await cli(['create', '--tenant', 'seed', '--name', 'seed', '--database', database])
+      await cli(['create', '--tenant', 'seed', '--name', 'seed', '--unrestricted', '--database', database])
       const invalid = await cli(['create', '--tenant', 'acme', '--name', '', '--scopes', 'not ok', '--json', '--database', database])
       expect(invalid.code).toBe(2)
       expect(JSON.parse(invalid.stderr)).toMatchObject({ code: 'usage_error' })
@@ -315,12 +510,18 @@ describe('the keyward CLI', () => {
       expect(JSON.parse(refused.stderr)).toMatchObject({ code: 'validation_error', errors: [{ field: 'scopes.0' }] })
     })
 
-    it('does not print a PostgreSQL password when the database cannot be reached', async () => {
-      const run = await cli(['list', '--tenant', 'acme', '--database', 'postgres://keyward:hunter2@127.0.0.1:1/keyward'])
+    it('names the connection failure first and prints no PostgreSQL password when the database cannot be reached', async () => {
+      const database = 'postgres://keyward:hunter2@127.0.0.1:1/keyward'
+      const run = await cli(['list', '--tenant', 'acme', '--database', database])
       expect(run.code).toBe(1)
-      expect(run.stderr).toMatch(/^keyward: The API key store cannot be reached/)
+      expect(firstLine(run)).toMatch(/^keyward: .*ECONNREFUSED 127\.0\.0\.1:1$/)
+      expect(run.stderr).toMatch(/\nkeyward: The API key store cannot be reached/)
       expect(run.stderr).not.toContain('hunter2')
       expect(run.stderr).not.toMatch(/\n\s+at /)
+      const asJson = await cli(['list', '--tenant', 'acme', '--json', '--database', database])
+      expect(asJson.code).toBe(1)
+      expect(JSON.parse(asJson.stderr)).toMatchObject({ code: 'store_unavailable', detail: expect.stringMatching(/ECONNREFUSED/) })
+      expect(asJson.stderr).not.toContain('hunter2')
     })
   })
 })

@@ -193,10 +193,14 @@ const server = app.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ por
   it('installs the keyward binary: npx keyward creates and lists keys', async () => {
     const database = join(project, `cli-${Date.now()}.db`)
     const bin = join(project, 'node_modules/.bin/keyward')
-    const created = await run(bin, ['create', '--tenant', 'acme', '--name', 'from npx', '--json', '--database', database], {
-      cwd: project,
-      timeout: 15_000,
-    })
+    const created = await run(
+      bin,
+      ['create', '--tenant', 'acme', '--name', 'from npx', '--unrestricted', '--json', '--database', database],
+      {
+        cwd: project,
+        timeout: 15_000,
+      },
+    )
     expect(JSON.parse(created.stdout)).toMatchObject({ name: 'from npx', key: expect.stringMatching(/^sk_live_/) })
     const listed = await run(bin, ['list', '--tenant', 'acme', '--database', database], { cwd: project, timeout: 15_000 })
     expect(listed.stdout).toMatch(/from npx/)
@@ -205,10 +209,14 @@ const server = app.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ por
   it.skipIf(!hasPostgres)('finds the PostgreSQL migrations in the installed package: npx keyward runs on a fresh database', async () => {
     const database = await freshPostgresDatabase()
     const bin = join(project, 'node_modules/.bin/keyward')
-    const created = await run(bin, ['create', '--tenant', 'acme', '--name', 'on postgres', '--json', '--database', database], {
-      cwd: project,
-      timeout: 20_000,
-    })
+    const created = await run(
+      bin,
+      ['create', '--tenant', 'acme', '--name', 'on postgres', '--unrestricted', '--json', '--database', database],
+      {
+        cwd: project,
+        timeout: 20_000,
+      },
+    )
     expect(JSON.parse(created.stdout)).toMatchObject({ name: 'on postgres', tenant_id: 'acme' })
     const listed = await run(bin, ['list', '--tenant', 'acme', '--json', '--database', database], { cwd: project, timeout: 20_000 })
     expect((JSON.parse(listed.stdout) as { keys: { name: string }[] }).keys.map((key) => key.name)).toEqual(['on postgres'])

@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import type { KeywardError } from '../core/errors.js'
+import { PREFIX_PATTERN } from '../core/key-format.js'
 import type { Keyward } from '../core/keyward.js'
 import { tenantIdSchema } from '../core/schemas.js'
 import { type KeyObject, toKeyObject } from '../core/serialize.js'
-import type { Actor } from '../core/types.js'
-import { keyward } from '../index.js'
+import { type Actor, type KeyStore, StoreUnavailableError } from '../core/types.js'
+import { keyward, openStore } from '../index.js'
 import { details, KEY_LIST_HEADER, keyDetails, keyRow, maskedKey, table, when } from './format.js'
 
 /** Where the CLI writes and what it reads from its environment; the binary passes `process`'s. */
@@ -17,7 +18,9 @@ export interface CliIo {
 
 /**
  * Exit codes: 0 done; 1 keyward refused or failed (no such key, already rotated, database
- * unreachable); 2 the command line is wrong (unknown command or option, a field that fails validation).
+ * unreachable); 2 the command line or the configuration is wrong (unknown command or option, a flag
+ * given twice, a field that fails validation, a database that does not exist, a bad prefix, `pg`
+ * not installed) — retrying the same command cannot succeed.
  */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const
 
@@ -30,6 +33,7 @@ const OPTIONS = {
   tenant: { type: 'string' },
   name: { type: 'string' },
   scopes: { type: 'string' },
+  unrestricted: { type: 'boolean' },
   project: { type: 'string' },
   environment: { type: 'string' },
   'expires-in': { type: 'string' },
@@ -45,6 +49,9 @@ type OptionName = keyof typeof OPTIONS
 type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string }
 
 const GLOBAL_OPTIONS: readonly OptionName[] = ['database', 'prefix', 'json', 'help']
+
+/** Options parsed by `wholeNumber`; checked before the database is opened. */
+const NUMBER_OPTIONS: readonly OptionName[] = ['expires-in', 'limit', 'grace', 'days']
 
 /** The CLI's field names for the API's: validation errors name the flag the user typed. */
 const FLAG_OF_FIELD: Record<string, string> = {
@@ -62,12 +69,17 @@ const FLAG_OF_FIELD: Record<string, string> = {
   days: '--days',
 }
 
+/** What a command writes to, plus the store's own reason for the last failure, if any. */
+interface CommandIo extends CliIo {
+  storeFailure?: () => string | undefined
+}
+
 interface Context {
   kw: Keyward
   actor: Actor
   values: Values
   id: string
-  io: CliIo
+  io: CommandIo
   json: boolean
   database: string
 }
@@ -81,24 +93,51 @@ interface Command {
   takesId: boolean
   /** May create the SQLite file; every other command refuses a database that is not there. */
   createsDatabase: boolean
+  /** Checks that need more than one option at a time; throws a `UsageError`. */
+  check?: (values: Values) => void
   run: (context: Context) => Promise<number>
 }
 
+/** Exit 2: the command line is wrong. `cause` names the command whose help to point to. */
 class UsageError extends Error {}
+
+/** Exit 2 too, but the set-up is wrong (a database that is not there, `pg` missing): no usage hint. */
+class SetupError extends UsageError {}
 
 const COMMANDS: Record<string, Command> = {
   create: {
     summary: 'Create a key (e.g. the first admin key of a tenant); prints its secret once',
     usage:
-      'keyward create --tenant <tenant> --name <name> [--scopes a,b] [--project <project>] [--environment live|test] [--expires-in <seconds>]',
-    options: ['tenant', 'name', 'scopes', 'project', 'environment', 'expires-in'],
+      'keyward create --tenant <tenant> --name <name> (--scopes a,b | --unrestricted) [--project <project>] [--environment live|test] [--expires-in <seconds>]',
+    options: ['tenant', 'name', 'scopes', 'unrestricted', 'project', 'environment', 'expires-in'],
     required: ['tenant', 'name'],
     takesId: false,
     createsDatabase: true,
+    check(values) {
+      // A key without scopes may do everything in its tenant, so it must be asked for by name: an
+      // empty `--scopes "$SCOPES"` in a script or a forgotten flag must not mint one.
+      const unrestricted = values.unrestricted === true
+      if (unrestricted && values.scopes !== undefined) {
+        throw new UsageError('give --scopes or --unrestricted, not both.', { cause: 'create' })
+      }
+      if (!unrestricted && values.scopes === undefined) {
+        throw new UsageError(
+          '"create" needs --scopes a,b (what the key may do) or --unrestricted (a key that may do everything in its tenant).',
+          { cause: 'create' },
+        )
+      }
+      if (!unrestricted && list(values.scopes as string).length === 0) {
+        throw new UsageError(
+          `--scopes lists no scope (got ${JSON.stringify(values.scopes)}). Name at least one, e.g. --scopes orders:read, or pass --unrestricted for a key that may do everything in its tenant.`,
+          { cause: 'create' },
+        )
+      }
+    },
     async run({ kw, actor, values, io, json, database }) {
       const result = await kw.createKey(actor, {
         name: values.name as string,
-        scopes: values.scopes === undefined ? undefined : list(values.scopes),
+        // --unrestricted sends no scopes: the core's key without scopes is the unrestricted one.
+        scopes: values.unrestricted === true ? undefined : list(values.scopes as string),
         projectId: values.project,
         environment: values.environment as 'live' | 'test' | undefined,
         expiresInSeconds: values['expires-in'] === undefined ? undefined : wholeNumber(values['expires-in'], '--expires-in'),
@@ -270,15 +309,17 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       tokens: true,
     })
     json = values.json === true
+    assertNoRepeatedOption(tokens)
     const [name, ...rest] = positionals
     if (values.version === true && name === undefined) {
       io.stdout(`${packageVersion()}\n`)
       return EXIT.ok
     }
     if (name === undefined || name === 'help') {
+      if (rest.length > 1) throw new UsageError('"help" takes one command name, e.g. keyward help create.', { cause: 'help' })
       const topic = name === 'help' ? rest[0] : undefined
-      if (topic !== undefined && !(topic in COMMANDS)) throw new UsageError(`unknown command "${topic}".`)
-      const text = topic === undefined ? overview() : commandHelp(topic, COMMANDS[topic] as Command)
+      if (topic !== undefined && topic !== 'help' && !Object.hasOwn(COMMANDS, topic)) throw unknownCommand(topic)
+      const text = topic === undefined ? overview() : topic === 'help' ? HELP_HELP : commandHelp(topic, COMMANDS[topic] as Command)
       // A bare `keyward` is a mistake in a script: help on stderr and a non-zero exit.
       if (name === undefined && values.help !== true) {
         io.stderr(text)
@@ -288,7 +329,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return EXIT.ok
     }
     const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
-    if (command === undefined) throw new UsageError(`unknown command "${name}". Commands: ${Object.keys(COMMANDS).join(', ')}, help.`)
+    if (command === undefined) throw unknownCommand(name)
     if (values.help === true) {
       io.stdout(commandHelp(name, command))
       return EXIT.ok
@@ -303,7 +344,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       }
     }
     for (const option of command.required) {
-      if (values[option] === undefined || values[option] === '') throw new UsageError(`"${name}" needs --${option}.`, { cause: name })
+      if (values[option] === undefined) throw new UsageError(`"${name}" needs --${option}.`, { cause: name })
+    }
+    command.check?.(values)
+    for (const token of tokens) {
+      // `--database "$UNSET_VARIABLE"` would otherwise open a temporary SQLite database and lose the key.
+      if (token.kind === 'option' && token.value !== undefined && token.value.trim() === '') {
+        throw new UsageError(`--${token.name} is empty.`, { cause: name })
+      }
     }
     if (command.takesId && rest.length !== 1)
       throw new UsageError(`"${name}" takes one key id, e.g. keyward ${name} --tenant acme key_...`, { cause: name })
@@ -311,33 +359,59 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
     const tenant = tenantIdSchema.safeParse(values.tenant)
     if (!tenant.success) throw new UsageError(`--tenant: ${tenant.error.issues[0]?.message ?? 'is not valid'}`, { cause: name })
+    // Every field is checked before the database is touched: a typo must not create a database file.
+    for (const option of NUMBER_OPTIONS) {
+      const value = values[option]
+      if (typeof value !== 'string') continue
+      try {
+        wholeNumber(value, `--${option}`)
+      } catch (error) {
+        throw new UsageError((error as Error).message, { cause: name })
+      }
+    }
+    if (values.prefix !== undefined && !PREFIX_PATTERN.test(values.prefix)) {
+      const got = JSON.stringify(values.prefix)
+      throw new UsageError(`--prefix must be 1-12 characters of [a-z0-9] (the prefix your app configures), got ${got}.`, { cause: name })
+    }
+    const pepper = io.env.KEYWARD_PEPPER
+    if (pepper === '') throw new SetupError('KEYWARD_PEPPER is set but empty: set it to the value your app uses, or unset it.')
 
-    const database = values.database ?? io.env.KEYWARD_DATABASE_URL ?? './keyward.db'
+    const database = databaseOf(values.database, io.env)
     if (!command.createsDatabase) await assertDatabaseExists(database)
+    const store = await openDatabase(database)
     const failures: string[] = []
-    const kw = keyward({
-      database,
-      prefix: values.prefix,
-      // The CLI runs one call and exits: no cache to keep in sync, nothing to verify.
-      cache: false,
-      onError: (error) => failures.push(error instanceof Error ? error.message : String(error)),
-    })
+    let kw: Keyward
+    try {
+      kw = keyward({
+        store,
+        prefix: values.prefix,
+        pepper,
+        // The CLI runs one call and exits: no cache to keep in sync, nothing to verify.
+        cache: false,
+        onError: (error) => failures.push(error instanceof Error ? error.message : String(error)),
+      })
+    } catch (error) {
+      await store.close()
+      throw error
+    }
     try {
       const actor: Actor = { tenantId: tenant.data }
-      const code = await command.run({ kw, actor, values, id: rest[0] ?? '', io, json, database })
-      // The store's own reason (connection refused, bad path) says more than "unavailable".
-      const reason = failures.at(-1)?.replace(/^(keyward: )+/, '')
-      if (reason !== undefined && code !== EXIT.ok) io.stderr(`keyward: ${redactText(reason, database)}\n`)
-      return code
+      // The store's own reason (connection refused) says more than "unavailable"; `refuse` prints it first.
+      const storeFailure = () => {
+        const reason = failures.at(-1)?.replace(/^(keyward: )+/, '')
+        return reason === undefined ? undefined : redactText(reason, database)
+      }
+      return await command.run({ kw, actor, values, id: rest[0] ?? '', io: { ...io, storeFailure }, json, database })
     } finally {
       await kw.close()
     }
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {
       const message = (error as Error).message
-      const hint = error instanceof UsageError && typeof error.cause === 'string' ? error.cause : undefined
+      const hint = error instanceof UsageError && typeof error.cause === 'string' ? ` ${error.cause}` : ''
       if (json) io.stderr(`${JSON.stringify({ code: 'usage_error', detail: message })}\n`)
-      else io.stderr(`keyward: ${message}\nRun "keyward help${hint === undefined ? '' : ` ${hint}`}" for usage.\n`)
+      else if (error instanceof SetupError) io.stderr(`keyward: ${message}\n`)
+      else io.stderr(`keyward: ${message}\nRun "keyward help${hint}" for usage.\n`)
       return EXIT.usage
     }
     // Anything else is a bug or an environment problem; a message, never a stack trace.
@@ -348,17 +422,38 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
 }
 
-/** Prints a refused call: validation errors list each field by the flag that sets it. */
-function refuse(io: CliIo, json: boolean, error: KeywardError, id?: string): number {
+function unknownCommand(name: string): UsageError {
+  return new UsageError(`unknown command "${name}". Commands: ${Object.keys(COMMANDS).join(', ')}, help.`)
+}
+
+/** Last-wins would let `--scopes a --scopes b` silently drop `a`; a repeated flag is a mistake. */
+function assertNoRepeatedOption(tokens: readonly { kind: string; name?: string }[]): void {
+  const seen = new Set<string>()
+  for (const token of tokens) {
+    if (token.kind !== 'option' || token.name === undefined) continue
+    if (seen.has(token.name)) {
+      const hint = token.name === 'scopes' ? ' For several scopes give one comma-separated list: --scopes a,b.' : ''
+      throw new UsageError(`--${token.name} is given more than once; give it once.${hint}`)
+    }
+    seen.add(token.name)
+  }
+}
+
+/**
+ * Prints a refused call: validation errors list each field by the flag that sets it; an
+ * unavailable store is named by its own reason first (`connect ECONNREFUSED 127.0.0.1:5432`).
+ */
+function refuse(io: CommandIo, json: boolean, error: KeywardError, id?: string): number {
   const code = error.code === 'validation_error' ? EXIT.usage : EXIT.failed
+  const reason = error.code === 'store_unavailable' ? io.storeFailure?.() : undefined
   if (json) {
-    io.stderr(`${JSON.stringify(error)}\n`)
+    io.stderr(`${JSON.stringify(reason === undefined ? error : { ...error, detail: reason })}\n`)
     return code
   }
   let message = error.detail
   if (error.code === 'validation_error' && error.errors !== undefined && error.errors.length > 0) message = 'invalid input:'
   if (error.code === 'not_found' && id !== undefined) message = `no key "${id}" in this tenant.`
-  const lines = [`keyward: ${message}`]
+  const lines = reason === undefined ? [`keyward: ${message}`] : [`keyward: ${reason}`, `keyward: ${message}`]
   for (const field of error.errors ?? []) lines.push(`  ${flagOf(field.field)}: ${field.message}`)
   io.stderr(`${lines.join('\n')}\n`)
   return code
@@ -378,7 +473,10 @@ function list(value: string): string[] {
 }
 
 function wholeNumber(value: string, flag: string): number {
-  if (!/^\d{1,15}$/.test(value)) throw new UsageError(`${flag} must be a whole number, got "${value}".`)
+  // `--grace=-1` is a whole number with the wrong sign, not "not a number": say which.
+  if (/^-\d+$/.test(value)) throw new UsageError(`${flag} must not be negative, got "${value}".`)
+  if (!/^\d+$/.test(value)) throw new UsageError(`${flag} must be a whole number, got "${value}".`)
+  if (value.length > 15) throw new UsageError(`${flag} is too large, got "${value}".`)
   return Number(value)
 }
 
@@ -386,13 +484,67 @@ function isPostgres(database: string): boolean {
   return /^postgres(ql)?:\/\//.test(database)
 }
 
+const SQLITE_OR_POSTGRES = 'an SQLite path (./keyward.db, file:keyward.db) or a postgres:// URL'
+
+/**
+ * The database the command names (`--database`, else `KEYWARD_DATABASE_URL`, else `./keyward.db`),
+ * refused when its form cannot be right. Messages never repeat a URL that may hold a password.
+ */
+function databaseOf(flag: string | undefined, env: CliIo['env']): string {
+  const fromEnv = env.KEYWARD_DATABASE_URL
+  if (flag === undefined && fromEnv !== undefined && fromEnv.trim() === '') {
+    throw new SetupError(`KEYWARD_DATABASE_URL is set but empty: set it to ${SQLITE_OR_POSTGRES}, or pass --database.`)
+  }
+  const database = flag ?? fromEnv ?? './keyward.db'
+  const source = flag === undefined ? 'KEYWARD_DATABASE_URL' : '--database'
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(database)?.[1]?.toLowerCase()
+  if (scheme === 'postgres' || scheme === 'postgresql') {
+    if (!URL.canParse(database)) throw new UsageError(`${source} is not a valid postgres:// URL.`)
+  } else if (scheme !== undefined && scheme !== 'file' && scheme !== 'sqlite') {
+    throw new UsageError(`${source} has the scheme "${scheme}:"; give ${SQLITE_OR_POSTGRES}.`)
+  }
+  return database
+}
+
 /** A typo in `--database` must not silently create an empty SQLite file and report "no keys". */
 async function assertDatabaseExists(database: string): Promise<void> {
   if (isPostgres(database) || database === ':memory:') return
   const { sqlitePathFromUrl } = await import('../store/sqlite/index.js')
   if (!existsSync(sqlitePathFromUrl(database))) {
-    throw new UsageError(`no database at ${database}. Pass --database or set KEYWARD_DATABASE_URL (an SQLite path or a postgres:// URL).`)
+    throw new SetupError(`no database at ${database}. Pass --database or set KEYWARD_DATABASE_URL (${SQLITE_OR_POSTGRES}).`)
   }
+}
+
+/**
+ * Opens the store. A failure here is the set-up's (no such database, `pg` not installed, a
+ * directory that is not there), not an outage — an unreachable server still opens and fails on
+ * first use — so it is exit 2 with the driver's reason on the first line.
+ */
+async function openDatabase(database: string): Promise<KeyStore> {
+  try {
+    return await openStore(database)
+  } catch (error) {
+    if (error instanceof StoreUnavailableError) throw error
+    if (isPostgres(database) && isMissingPackage(error, 'pg')) {
+      throw new SetupError('PostgreSQL support needs the pg package: npm install pg', { cause: error })
+    }
+    const reason = redactText(innermostMessage(error), database)
+    if (!isPostgres(database)) throw new SetupError(`cannot open the SQLite database at ${database}: ${reason}`, { cause: error })
+    const { hostname, port } = new URL(database)
+    throw new SetupError(hostname === '' ? reason : `${reason} on ${hostname}:${port === '' ? '5432' : port}`, { cause: error })
+  }
+}
+
+function isMissingPackage(error: unknown, name: string): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === 'ERR_MODULE_NOT_FOUND' && error instanceof Error && error.message.includes(`Cannot find package '${name}'`)
+}
+
+/** A wrapped driver error's own message (drizzle's wrapper repeats the whole query instead). */
+function innermostMessage(error: unknown): string {
+  let current = error
+  for (let depth = 0; depth < 10 && current instanceof Error && current.cause instanceof Error; depth++) current = current.cause
+  return current instanceof Error ? current.message : String(current)
 }
 
 /** A PostgreSQL URL without its password, for messages. */
@@ -437,6 +589,17 @@ function overview(): string {
   ].join('\n')
 }
 
+const HELP_HELP = [
+  'Show the list of commands, or the help of one.',
+  '',
+  'Usage: keyward help [<command>]   (the same as: keyward <command> --help)',
+  '',
+  `Commands: ${Object.keys(COMMANDS).join(', ')}, help.`,
+  '',
+  'Example: keyward help create',
+  '',
+].join('\n')
+
 function commandHelp(name: string, command: Command): string {
   return [
     `${command.summary}.`,
@@ -458,11 +621,12 @@ const GLOBAL_HELP = [
   '  -h, --help         Show help',
   '',
   'KEYWARD_PEPPER is read as the app reads it: set it to the same value, or created keys will not verify.',
-  'Exit codes: 0 done, 1 refused or failed (e.g. no such key), 2 bad command line or invalid field.',
+  'Exit codes: 0 done; 1 refused or failed (e.g. no such key, database unreachable); 2 a bad command line,',
+  'an invalid field or a bad set-up (no such database, pg not installed): retrying cannot help.',
 ].join('\n')
 
 const EXAMPLES: Record<string, string> = {
-  create: 'keyward create --tenant acme --name "Acme admin" --database ./keyward.db',
+  create: 'keyward create --tenant acme --name "Acme admin" --unrestricted --database ./keyward.db',
   list: 'keyward list --tenant acme --status active --json',
   get: 'keyward get --tenant acme key_3hVq8bTzK0mN2pXr5sW7yA',
   revoke: 'keyward revoke --tenant acme key_3hVq8bTzK0mN2pXr5sW7yA',
