@@ -155,7 +155,7 @@ export async function seedPostgres(
         )
         for (const result of results) {
           if (!result.ok) throw new Error(`createKey failed: ${JSON.stringify(result.error)}`)
-          fixture ??= { key: result.value.key, keyId: result.value.record.id, tenantId, keyCount: count }
+          fixture ??= { key: result.value.key, keyId: result.value.apiKey.id, tenantId, keyCount: count }
         }
         made += batch
       }

@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net'
 import Database from 'better-sqlite3'
 import type { RequestHandler } from 'express'
 import type { Keyward } from '../src/core/keyward.js'
-import type { KeyStore } from '../src/core/types.js'
+import type { KeyStore } from '../src/core/store.js'
 import { keyward, openStore } from '../src/index.js'
 
 export type ServerKind =

@@ -19,7 +19,7 @@ export async function bootstrapDemoTenants(kw: Keyward, baseUrl: string): Promis
     const created = await kw.createKey({ tenantId }, { name: `${tenantId} admin` })
     if (!created.ok) throw new Error(`cannot create the demo key: ${created.error.detail}`)
     const key = created.value.key
-    const id = created.value.record.id
+    const id = created.value.apiKey.id
     console.log(`
 == Tenant "${tenantId}" admin key (shown once, store it now) ==
 ${key}

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import express from 'express'
 import { z } from 'zod'
-import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/express/index.js'
+import { apiKeyAuth, createKeysRouter, requireScopes, withApiKey } from '../src/express/index.js'
 import { type Keyward, keyward } from '../src/index.js'
 import { bootstrapDemoTenants, DemoOrders, stopOnSignals } from './bootstrap.js'
 
@@ -26,20 +26,27 @@ export function createExampleApp(kw: Keyward) {
   app.use('/api-keys', createKeysRouter({ keyward: kw }))
 
   app.use('/v1', apiKeyAuth({ keyward: kw }))
-  app.get('/v1/whoami', (req, res) => {
-    res.json(req.apiKey)
-  })
-  app.get('/v1/orders', requireScopes('orders:read'), (req, res) => {
-    res.json(orders.list(req.apiKey.tenantId))
-  })
-  app.post('/v1/orders', requireScopes('orders:write'), (req, res) => {
-    const body = orderBody.safeParse(req.body)
-    if (!body.success) {
-      res.status(400).json({ code: 'validation_error', detail: 'Send {"item": "..."}' })
-      return
-    }
-    res.status(201).json(orders.add(req.apiKey.tenantId, body.data.item, req.apiKey.id))
-  })
+  app.get(
+    '/v1/whoami',
+    withApiKey((_req: express.Request, res: express.Response, key) => res.json(key)),
+  )
+  app.get(
+    '/v1/orders',
+    requireScopes('orders:read'),
+    withApiKey((_req: express.Request, res: express.Response, key) => res.json(orders.list(key.tenantId))),
+  )
+  app.post(
+    '/v1/orders',
+    requireScopes('orders:write'),
+    withApiKey((req: express.Request, res: express.Response, key) => {
+      const body = orderBody.safeParse(req.body)
+      if (!body.success) {
+        res.status(400).json({ code: 'validation_error', detail: 'Send {"item": "..."}' })
+        return
+      }
+      res.status(201).json(orders.add(key.tenantId, body.data.item, key.id))
+    }),
+  )
 
   // The app's own errors (bad JSON on /v1/orders): JSON, like the rest of the API.
   app.use((error: { status?: number; type?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {

@@ -19,17 +19,20 @@ export function createExampleApp(kw: Keyward) {
   app.get('/', (c) => c.json({ service: 'keyward example', docs: '/reference', keys: '/api-keys' }))
   app.route('/api-keys', createKeysRouter({ keyward: kw }))
 
-  app.use('/v1/*', apiKeyAuth({ keyward: kw }))
-  app.get('/v1/whoami', (c) => c.json(c.var.apiKey))
-  app.get('/v1/orders', requireScopes('orders:read'), (c) => c.json(orders.list(c.var.apiKey.tenantId)))
-  app.post(
-    '/v1/orders',
-    requireScopes('orders:write'),
-    zValidator('json', z.object({ item: z.string().min(1).max(200) }), (result, c) => {
-      if (!result.success) return c.json({ code: 'validation_error', detail: 'Send {"item": "..."}' }, 400)
-    }),
-    (c) => c.json(orders.add(c.var.apiKey.tenantId, c.req.valid('json').item, c.var.apiKey.id), 201),
-  )
+  // Every /v1 route is behind apiKeyAuth(), and chaining it types c.var.apiKey on each of them.
+  const v1 = new Hono()
+    .use(apiKeyAuth({ keyward: kw }))
+    .get('/whoami', (c) => c.json(c.var.apiKey))
+    .get('/orders', requireScopes('orders:read'), (c) => c.json(orders.list(c.var.apiKey.tenantId)))
+    .post(
+      '/orders',
+      requireScopes('orders:write'),
+      zValidator('json', z.object({ item: z.string().min(1).max(200) }), (result, c) => {
+        if (!result.success) return c.json({ code: 'validation_error', detail: 'Send {"item": "..."}' }, 400)
+      }),
+      (c) => c.json(orders.add(c.var.apiKey.tenantId, c.req.valid('json').item, c.var.apiKey.id), 201),
+    )
+  app.route('/v1', v1)
   // The interactive API reference of the whole example API: /reference (and /openapi.json).
   addApiReference(app)
   return app

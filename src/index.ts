@@ -1,18 +1,21 @@
-import type Database from 'better-sqlite3'
-import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { Keyward, type KeywardOptions } from './core/keyward.js'
-import type { KeyStore } from './core/types.js'
+import type { KeyStore } from './core/store.js'
+import { type DatabaseInput, openStore } from './store/open.js'
 
 export * from './core/index.js'
-
-/** Anything `keyward({ database })` can open a store on. */
-export type DatabaseInput =
-  | string
-  | Database.Database
-  | BetterSQLite3Database<Record<string, unknown>>
-  /** A node-postgres `Pool` (or a drizzle instance over one). */
-  | { query: (...args: never[]) => unknown; connect: (...args: never[]) => unknown }
-  | { $client: { query: (...args: never[]) => unknown; connect: (...args: never[]) => unknown } }
+export {
+  type CreatedKeyObject,
+  type DeliveryObject,
+  type KeyObject,
+  type RotatedKeyObject,
+  toCreatedObject,
+  toDeliveryObject,
+  toKeyObject,
+  toRotatedObject,
+  toUsageObject,
+  type UsageObject,
+} from './http/serialize.js'
+export { type DatabaseInput, isPostgresUrl, openStore, type PostgresPoolLike, type SqliteClientLike } from './store/open.js'
 
 export interface KeywardConfig extends Omit<KeywardOptions, 'store'> {
   /** A ready store. Takes precedence over `database`. */
@@ -20,54 +23,47 @@ export interface KeywardConfig extends Omit<KeywardOptions, 'store'> {
   /**
    * Where keys live: an SQLite path (`./keyward.db`, `file:...`, `:memory:`), a `postgres://` URL,
    * an open better-sqlite3 database, a node-postgres `Pool`, or a drizzle instance over either.
-   * @default process.env.KEYWARD_DATABASE_URL ?? './keyward.db'
+   * @default env.KEYWARD_DATABASE_URL ?? './keyward.db'
    */
   database?: DatabaseInput
+  /**
+   * Where the `KEYWARD_*` variables are read from: `KEYWARD_DATABASE_URL` (when `database` is
+   * absent) and `KEYWARD_PEPPER` (when `pepper` is absent). The factory is the only place keyward
+   * reads the environment.
+   * @default process.env
+   */
+  env?: Record<string, string | undefined>
 }
 
 /**
- * Builds a keyward instance on the database you name.
+ * Builds a keyward instance on the database you name. The store opens on first use.
  *
  * @example
  * const kw = keyward({ database: process.env.DATABASE_URL })
- * app.use('/v1/*', kw.apiKeyAuth())   // with keyward/hono: apiKeyAuth({ keyward: kw })
+ * app.use('/v1/*', apiKeyAuth({ keyward: kw }))
  */
 export function keyward(config: KeywardConfig = {}): Keyward {
-  const { store, database, ...options } = config
-  return new Keyward({ ...options, store: store ?? openStore(database ?? process.env.KEYWARD_DATABASE_URL ?? './keyward.db') })
-}
-
-/** Opens the store a database input names. PostgreSQL code is loaded only when asked for. */
-export async function openStore(database: DatabaseInput): Promise<KeyStore> {
-  if (typeof database === 'string') {
-    if (/^postgres(ql)?:\/\//.test(database)) {
-      const { createPostgresStore } = await import('./store/postgres/index.js')
-      return createPostgresStore({ url: database })
-    }
-    const { createSqliteStore } = await import('./store/sqlite/index.js')
-    return createSqliteStore({ url: database })
-  }
-  const client = ('$client' in database ? database.$client : database) as object
-  if ('pragma' in client) {
-    const { createSqliteStore } = await import('./store/sqlite/index.js')
-    return createSqliteStore({ database: client as Database.Database })
-  }
-  const { createPostgresStore } = await import('./store/postgres/index.js')
-  return createPostgresStore({ pool: client as never })
+  const { store, database, env = process.env, ...options } = config
+  return new Keyward({
+    ...options,
+    pepper: options.pepper ?? env.KEYWARD_PEPPER,
+    store: store ?? openStore(database ?? env.KEYWARD_DATABASE_URL ?? './keyward.db'),
+  })
 }
 
 let defaultInstance: Keyward | undefined
 
 /**
- * The instance zero-config `apiKeyAuth()` and `keysRouter` share: SQLite at
- * `KEYWARD_DATABASE_URL` (default `./keyward.db`), opened on first use.
+ * The instance zero-config `apiKeyAuth()` and `keysRouter` share: `keyward()` with every setting
+ * from the environment (SQLite at `./keyward.db` unless `KEYWARD_DATABASE_URL` says otherwise),
+ * opened on first use.
  */
 export function defaultKeyward(): Keyward {
   defaultInstance ??= keyward()
   return defaultInstance
 }
 
-/** Closes the default instance (tests, graceful shutdown). */
+/** Closes the default instance, writing its buffered usage: call it on shutdown (and in tests). */
 export async function closeDefaultKeyward(): Promise<void> {
   const instance = defaultInstance
   defaultInstance = undefined

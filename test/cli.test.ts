@@ -3,7 +3,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import type { KeyObject } from '../src/index.js'
+import type { KeyObject } from '../src/http/serialize.js'
 import { keyward } from '../src/index.js'
 import { CLI_PATH, ensureBuilt, REPO_ROOT } from './helpers/build.js'
 import { freshPostgresDatabase, hasPostgres, PG_ADMIN_URL } from './helpers/postgres.js'

@@ -3,7 +3,7 @@ import express from 'express'
 import express4 from 'express4'
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
 import type { Actor, VerifiedKey } from '../src/core/types.js'
-import { apiKeyAuth, createKeysRouter, type ExpressRequestLike, requireScopes } from '../src/express/index.js'
+import { apiKeyAuth, createKeysRouter, type ExpressRequestLike, requireScopes, withApiKey } from '../src/express/index.js'
 import { type Keyward, keyward } from '../src/index.js'
 import type { RunningServer } from './contract/http-behaviour.js'
 import { readJson } from './helpers/http.js'
@@ -338,7 +338,7 @@ describe.each(versions)('keyward/express on $version', ({ express }) => {
       const app = express()
       app.use('/v1', apiKeyAuth({ keyward: kw, header: 'X-Orders-Token', bearer: false, realm: 'orders' }))
       app.get('/v1/me', (req, res) => {
-        res.json({ id: req.apiKey.id })
+        res.json({ id: req.apiKey?.id })
       })
       const { url } = await serve(app)
       expect((await fetch(`${url}/v1/me`, { headers: { 'x-orders-token': adminKey } })).status).toBe(200)
@@ -359,7 +359,7 @@ describe.each(versions)('keyward/express on $version', ({ express }) => {
         nextCalls++
       })
       expect(nextCalls).toBe(1)
-      expect(req.apiKey.tenantId).toBe('acme')
+      expect(req.apiKey?.tenantId).toBe('acme')
     })
 
     it('answers 401 from requireScopes when apiKeyAuth did not run first', async () => {
@@ -385,25 +385,35 @@ interface HostRequest extends express.Request {
 }
 
 describe('typing', () => {
-  it('types req.apiKey as the verified key in Express 5 and Express 4 handlers, read-only', () => {
+  it('types req.apiKey as possibly absent, and the key withApiKey hands over as present and read-only, in Express 5 and 4', () => {
     const app5 = express()
     app5.use('/v1', apiKeyAuth())
     app5.use('/api-keys', createKeysRouter())
-    app5.get('/v1/me', (req, res) => {
-      expectTypeOf(req.apiKey).toEqualTypeOf<VerifiedKey>()
-      const tenant: string = req.apiKey.tenantId
-      // @ts-expect-error the verified key is read-only
-      req.apiKey.tenantId = 'someone-else'
-      res.json({ tenant })
+    app5.get('/public', (req, res) => {
+      expectTypeOf(req.apiKey).toEqualTypeOf<VerifiedKey | undefined>()
+      // @ts-expect-error on a route apiKeyAuth() may not guard, the key may be absent
+      res.json({ tenant: req.apiKey.tenantId })
     })
+    app5.get(
+      '/v1/me',
+      withApiKey((_req: express.Request, res: express.Response, key) => {
+        expectTypeOf(key).toEqualTypeOf<VerifiedKey>()
+        const tenant: string = key.tenantId
+        // @ts-expect-error the verified key is read-only
+        key.tenantId = 'someone-else'
+        res.json({ tenant })
+      }),
+    )
     const app4 = express4()
     app4.use('/v1', apiKeyAuth(), requireScopes('orders:read'))
     app4.use('/api-keys', createKeysRouter())
-    app4.get('/v1/me', (req: express4.Request, res: express4.Response) => {
-      expectTypeOf(req.apiKey).toEqualTypeOf<VerifiedKey>()
-      const scopes: readonly string[] = req.apiKey.scopes
-      res.json({ scopes })
-    })
+    app4.get(
+      '/v1/me',
+      withApiKey((_req: express4.Request, res: express4.Response, key) => {
+        const scopes: readonly string[] = key.scopes
+        res.json({ scopes })
+      }),
+    )
     // authenticate(req) sees the host's own request type.
     createKeysRouter({ authenticate: (req: HostRequest) => (req.user ? { tenantId: req.user.tenantId } : null) })
     expectTypeOf(apiKeyAuth()).parameter(0).toMatchTypeOf<IncomingMessage>()

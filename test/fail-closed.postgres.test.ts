@@ -3,7 +3,7 @@ import { Hono } from 'hono'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { generateKey } from '../src/core/key-format.js'
-import { apiKeyAuth, createKeysRouter } from '../src/hono/index.js'
+import { type ApiKeyVariables, apiKeyAuth, createKeysRouter } from '../src/hono/index.js'
 import { keyward } from '../src/index.js'
 import { readJson } from './helpers/http.js'
 import { freshPostgresDatabase, hasPostgres } from './helpers/postgres.js'
@@ -86,7 +86,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL unreachable', () => {
     viaProxy.port = String(proxy.port)
     const reported: string[] = []
     const kw = keyward({ database: viaProxy.toString(), onError: (_, context) => reported.push(context) })
-    const app = new Hono()
+    const app = new Hono<{ Variables: ApiKeyVariables }>()
     app.use('/v1/*', apiKeyAuth({ keyward: kw }))
     app.get('/v1/ping', (c) => c.json({ key: c.var.apiKey.id }))
     app.route('/api-keys', createKeysRouter({ keyward: kw }))
@@ -113,7 +113,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL unreachable', () => {
         await request('/v1/ping', unknownKey),
         await request('/api-keys'),
         await request('/api-keys', created.value.key, { method: 'POST', body: JSON.stringify({ name: 'during outage' }) }),
-        await request(`/api-keys/${created.value.record.id}`, created.value.key, { method: 'DELETE' }),
+        await request(`/api-keys/${created.value.apiKey.id}`, created.value.key, { method: 'DELETE' }),
       ]) {
         expect(response.status).toBe(503)
         expect(response.headers.get('content-type')).toBe('application/problem+json')
@@ -128,7 +128,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL unreachable', () => {
       const recoveredAfter = await timeUntil(async () => (await request('/v1/ping')).status === 200, 5000)
       expect((await request('/api-keys')).status).toBe(200)
       // The revoke answered 503 during the outage did not happen.
-      const after = await kw.getKey({ tenantId: 'acme' }, created.value.record.id)
+      const after = await kw.getKey({ tenantId: 'acme' }, created.value.apiKey.id)
       expect(after.ok && after.value.status).toBe('active')
       // The push channel reconnects on its own too (its backoff is capped at 5 s).
       await timeUntil(async () => (await listenerConnections(url)) === 1, 8000)
@@ -156,7 +156,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL unreachable', () => {
     const viaProxy = new URL(url)
     viaProxy.port = String(proxy.port)
     const kw = keyward({ database: viaProxy.toString(), onError: () => undefined })
-    const app = new Hono()
+    const app = new Hono<{ Variables: ApiKeyVariables }>()
     app.use('/v1/*', apiKeyAuth({ keyward: kw }))
     app.get('/v1/ping', (c) => c.json({ key: c.var.apiKey.id }))
     const ping = () => app.request('/v1/ping', { headers: { 'x-api-key': created.value.key } })

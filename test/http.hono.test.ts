@@ -1,10 +1,10 @@
 import { Hono } from 'hono'
-import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
+import { type ApiKeyVariables, apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
 import { describeHttpBehaviour } from './contract/http-behaviour.js'
 import { listen } from './helpers/listen.js'
 
 describeHttpBehaviour('Hono (@hono/node-server)', async ({ keyward, handled }) => {
-  const app = new Hono()
+  const app = new Hono<{ Variables: ApiKeyVariables }>()
   app.use('/v1/*', apiKeyAuth({ keyward }))
   app.get('/v1/me', (c) => {
     handled.push('me')

@@ -5,7 +5,7 @@ import { Hono } from 'hono'
 import { Webhook } from 'standardwebhooks'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Keyward, type KeywardOptions } from '../src/core/keyward.js'
-import { apiKeyAuth, createKeysRouter } from '../src/hono/index.js'
+import { type ApiKeyVariables, apiKeyAuth, createKeysRouter } from '../src/hono/index.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 import { webhookDeliveries } from '../src/store/sqlite/schema.js'
 import { TestClock } from './helpers/clock.js'
@@ -27,7 +27,7 @@ function open(path: string, clock: TestClock, options: Partial<KeywardOptions> =
 
 /** A real HTTP server running the app, on a loopback port. */
 async function listen(kw: Keyward): Promise<string> {
-  const app = new Hono()
+  const app = new Hono<{ Variables: ApiKeyVariables }>()
   app.use('/v1/*', apiKeyAuth({ keyward: kw }))
   app.get('/v1/ping', (c) => c.json({ key: c.var.apiKey.id }))
   app.route('/api-keys', createKeysRouter({ keyward: kw }))
@@ -79,7 +79,7 @@ describe('rotation', () => {
       expiresInSeconds: 7 * 86400,
     })
     clock.advance(DAY)
-    const rotated = await kw.rotateKey(tenant, old.record.id, { gracePeriodSeconds: 600 })
+    const rotated = await kw.rotateKey(tenant, old.apiKey.id, { gracePeriodSeconds: 600 })
     if (!rotated.ok) throw new Error('rotate failed')
     const successor = rotated.value.newKey
     expect(successor).toMatchObject({
@@ -88,7 +88,7 @@ describe('rotation', () => {
       environment: 'test',
       scopes: ['orders:read'],
       metadata: { team: 'b' },
-      rotatedFromKeyId: old.record.id,
+      rotatedFromKeyId: old.apiKey.id,
     })
     expect(successor.expiresAt?.getTime()).toBe(clock.ms + 7 * DAY)
     expect(rotated.value.key).toMatch(/^sk_test_/)
@@ -102,24 +102,27 @@ describe('rotation', () => {
     const base = await listen(kw)
     const admin = await create(kw, { name: 'admin' })
     const target = await create(kw, { name: 'svc' })
-    const res = await fetch(`${base}/api-keys/${target.record.id}/rotate`, {
+    const res = await fetch(`${base}/api-keys/${target.apiKey.id}/rotate`, {
       method: 'POST',
       headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
       body: JSON.stringify({ grace_period_seconds: 60 }),
     })
     expect(res.status).toBe(201)
     const body = await readJson(res)
+    // Each object describes itself: the new key has no grace period; the old key's is on old_key.
     expect(body).toMatchObject({
-      old_key_id: target.record.id,
+      old_key_id: target.apiKey.id,
       new_key_id: body.id,
-      grace_expires_at: new Date(clock.ms + 60_000).toISOString(),
+      status: 'active',
+      grace_expires_at: null,
+      old_key: { id: target.apiKey.id, status: 'rotating', grace_expires_at: new Date(clock.ms + 60_000).toISOString() },
     })
     expect(body.key_prefix).toBe(body.key.slice(0, 12))
     const ping = (key: string) => fetch(`${base}/v1/ping`, { headers: { authorization: `Bearer ${key}` } })
     expect((await ping(target.key)).status).toBe(200)
     expect((await ping(body.key)).status).toBe(200)
     const listed = await readJson(await fetch(`${base}/api-keys`, { headers: { 'x-api-key': admin.key } }))
-    expect(listed.find((k: { id: string }) => k.id === target.record.id)).toMatchObject({ status: 'rotating', replaced_by_key_id: body.id })
+    expect(listed.find((k: { id: string }) => k.id === target.apiKey.id)).toMatchObject({ status: 'rotating', replaced_by_key_id: body.id })
     clock.advance(59_999)
     expect((await ping(target.key)).status).toBe(200)
     clock.advance(1)
@@ -127,7 +130,7 @@ describe('rotation', () => {
     expect(rejected.status).toBe(401)
     expect(await readJson(rejected)).toMatchObject({ code: 'api_key_rotated' })
     expect((await ping(body.key)).status).toBe(200)
-    const after = await readJson(await fetch(`${base}/api-keys/${target.record.id}`, { headers: { 'x-api-key': admin.key } }))
+    const after = await readJson(await fetch(`${base}/api-keys/${target.apiKey.id}`, { headers: { 'x-api-key': admin.key } }))
     expect(after.status).toBe('rotated')
   })
 
@@ -138,7 +141,7 @@ describe('rotation', () => {
     const admin = await create(kw, { name: 'admin' })
     const target = await create(kw, { name: 'svc' })
     const rotate = (grace: unknown) =>
-      fetch(`${base}/api-keys/${target.record.id}/rotate`, {
+      fetch(`${base}/api-keys/${target.apiKey.id}/rotate`, {
         method: 'POST',
         headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
         body: JSON.stringify({ grace_period_seconds: grace }),
@@ -163,7 +166,7 @@ describe('rotation', () => {
     const target = await create(kwA, { name: 'svc' })
     const responses = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
-        fetch(`${i % 2 === 0 ? baseA : baseB}/api-keys/${target.record.id}/rotate`, {
+        fetch(`${i % 2 === 0 ? baseA : baseB}/api-keys/${target.apiKey.id}/rotate`, {
           method: 'POST',
           headers: { 'x-api-key': admin.key },
         }),
@@ -173,19 +176,19 @@ describe('rotation', () => {
     expect(statuses).toEqual([201, 409, 409, 409, 409, 409, 409, 409])
     for (const res of responses.filter((r) => r.status === 409)) expect(await readJson(res)).toMatchObject({ code: 'already_rotated' })
     const listed = await kwA.listKeys(tenant, { limit: 100 })
-    expect(listed.ok && listed.value.items.filter((key) => key.rotated_from_key_id === target.record.id)).toHaveLength(1)
+    expect(listed.ok && listed.value.items.filter((key) => key.rotatedFromKeyId === target.apiKey.id)).toHaveLength(1)
   })
 
   it('refuses to rotate a key in its grace period (rotate the successor) and a revoked key', async () => {
     const clock = new TestClock()
     const kw = open(tempSqlitePath(), clock)
     const target = await create(kw, { name: 'svc' })
-    const first = await kw.rotateKey(tenant, target.record.id, { gracePeriodSeconds: 3600 })
+    const first = await kw.rotateKey(tenant, target.apiKey.id, { gracePeriodSeconds: 3600 })
     expect(first.ok).toBe(true)
-    expect(await kw.rotateKey(tenant, target.record.id)).toMatchObject({ ok: false, error: { code: 'already_rotated' } })
+    expect(await kw.rotateKey(tenant, target.apiKey.id)).toMatchObject({ ok: false, error: { code: 'already_rotated' } })
     const revoked = await create(kw, { name: 'gone' })
-    await kw.revokeKey(tenant, revoked.record.id)
-    expect(await kw.rotateKey(tenant, revoked.record.id)).toMatchObject({ ok: false, error: { code: 'key_revoked' } })
+    await kw.revokeKey(tenant, revoked.apiKey.id)
+    expect(await kw.rotateKey(tenant, revoked.apiKey.id)).toMatchObject({ ok: false, error: { code: 'key_revoked' } })
   })
 })
 
@@ -210,35 +213,44 @@ describe('expiry', () => {
     })
   })
 
-  it('rejects an expired key over HTTP with 401 api_key_expired from the first request past expiry, and PATCH can extend or clear it', async () => {
+  it('rejects an expired key over HTTP with 401 api_key_expired from the first request past expiry; PATCH extends or clears it only before', async () => {
     const clock = new TestClock()
     const kw = open(tempSqlitePath(), clock)
     const base = await listen(kw)
     const admin = await create(kw, { name: 'admin' })
     const key = await create(kw, { name: 'short', expiresInSeconds: 30 })
     const ping = () => fetch(`${base}/v1/ping`, { headers: { 'x-api-key': key.key } })
-    expect((await ping()).status).toBe(200)
-    clock.advance(30_000)
-    const expired = await ping()
-    expect(expired.status).toBe(401)
-    expect(expired.headers.get('www-authenticate')).toContain('error="invalid_token"')
-    expect(await readJson(expired)).toMatchObject({ code: 'api_key_expired' })
-    const patch = (body: unknown) =>
-      fetch(`${base}/api-keys/${key.record.id}`, {
+    const patch = (id: string, body: unknown) =>
+      fetch(`${base}/api-keys/${id}`, {
         method: 'PATCH',
         headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
         body: JSON.stringify(body),
       })
-    const extended = await patch({ expires_at: new Date(clock.ms + 60_000).toISOString() })
+    expect((await ping()).status).toBe(200)
+    clock.advance(20_000)
+    const extended = await patch(key.apiKey.id, { expires_at: new Date(clock.ms + 60_000).toISOString() })
     expect(extended.status).toBe(200)
     expect((await readJson(extended)).status).toBe('active')
+    clock.advance(30_000)
     expect((await ping()).status).toBe(200)
-    expect((await patch({ expires_at: null })).status).toBe(200)
+    expect((await patch(key.apiKey.id, { expires_at: null })).status).toBe(200)
     clock.advance(10 * DAY)
     expect((await ping()).status).toBe(200)
-    const past = await patch({ expires_at: new Date(clock.ms - 1000).toISOString() })
+    const past = await patch(key.apiKey.id, { expires_at: new Date(clock.ms - 1000).toISOString() })
     expect(past.status).toBe(400)
     expect((await ping()).status).toBe(200)
+
+    const short = await create(kw, { name: 'shorter', expiresInSeconds: 30 })
+    clock.advance(30_000)
+    const expired = await fetch(`${base}/v1/ping`, { headers: { 'x-api-key': short.key } })
+    expect(expired.status).toBe(401)
+    expect(expired.headers.get('www-authenticate')).toContain('error="invalid_token"')
+    expect(await readJson(expired)).toMatchObject({ code: 'api_key_expired' })
+    // Past its expiry a key is read-only: clearing the expiry must not revive it.
+    const revive = await patch(short.apiKey.id, { expires_at: null })
+    expect(revive.status).toBe(409)
+    expect(await readJson(revive)).toMatchObject({ code: 'key_expired' })
+    expect((await fetch(`${base}/v1/ping`, { headers: { 'x-api-key': short.key } })).status).toBe(401)
   })
 })
 
@@ -246,7 +258,7 @@ describe('scheduled rotation', () => {
   async function scheduledKey(kw: Keyward, url: string) {
     const key = await create(kw, { name: 'nightly', scopes: ['orders:read'], rotationIntervalDays: 1, rotationWebhookUrl: url })
     expect(key.rotationWebhookSecret).toMatch(/^whsec_[A-Za-z0-9+/]{32}$/)
-    expect(key.record.nextRotationAt?.getTime()).toBe(key.record.createdAt.getTime() + DAY)
+    expect(key.apiKey.nextRotationAt?.getTime()).toBe(key.apiKey.createdAt.getTime() + DAY)
     return key
   }
 
@@ -266,7 +278,7 @@ describe('scheduled rotation', () => {
       data: { old_key_id: string; new_key_id: string; key: string; grace_expires_at: string }
     }
     expect(event.type).toBe('api_key.rotated')
-    expect(event.data.old_key_id).toBe(key.record.id)
+    expect(event.data.old_key_id).toBe(key.apiKey.id)
     expect(message.headers['webhook-id']).toMatch(/^msg_/)
     expect(() => new Webhook(`whsec_${Buffer.from('x'.repeat(24)).toString('base64')}`).verify(message.body, message.headers)).toThrow()
     // The delivered secret works, the old one works until the grace ends.
@@ -276,7 +288,7 @@ describe('scheduled rotation', () => {
     expect(await kw.verify(key.key)).toEqual({ ok: false, code: 'api_key_rotated' })
     // The successor is scheduled a day on, and the old key is no longer due.
     const successor = await kw.getKey(tenant, event.data.new_key_id)
-    expect(successor.ok && successor.value.next_rotation_at).toBe(new Date(clock.ms - 300_000 + DAY).toISOString())
+    expect(successor.ok && successor.value.nextRotationAt?.toISOString()).toBe(new Date(clock.ms - 300_000 + DAY).toISOString())
     expect(await kw.runDueRotations()).toEqual({ rotated: 0, delivered: 0, failed: 0 })
   })
 
@@ -293,7 +305,7 @@ describe('scheduled rotation', () => {
     expect(runA.delivered + runB.delivered).toBe(3)
     expect(hook.received).toHaveLength(3)
     const olds = hook.received.map((m) => JSON.parse(m.body).data.old_key_id).sort()
-    expect(olds).toEqual(keys.map((k) => k.record.id).sort())
+    expect(olds).toEqual(keys.map((k) => k.apiKey.id).sort())
     const listed = await a.listKeys(tenant, { limit: 100 })
     expect(listed.ok && listed.value.items).toHaveLength(6)
   })
@@ -317,10 +329,10 @@ describe('scheduled rotation', () => {
     expect(hook.received).toHaveLength(3)
     // Standard Webhooks: the message id is stable across retries.
     expect(new Set(hook.received.map((m) => m.headers['webhook-id'])).size).toBe(1)
-    const res = await fetch(`${base}/api-keys/${key.record.id}/webhook-deliveries`, { headers: { 'x-api-key': admin.key } })
+    const res = await fetch(`${base}/api-keys/${key.apiKey.id}/webhook-deliveries`, { headers: { 'x-api-key': admin.key } })
     expect(res.status).toBe(200)
     const [delivery] = await readJson(res)
-    expect(delivery).toMatchObject({ key_id: key.record.id, status: 'succeeded', event_type: 'api_key.rotated', next_attempt_at: null })
+    expect(delivery).toMatchObject({ key_id: key.apiKey.id, status: 'succeeded', event_type: 'api_key.rotated', next_attempt_at: null })
     expect(delivery.attempts.map((a: { status: number }) => a.status)).toEqual([500, 503, 200])
     expect(JSON.stringify(delivery)).not.toContain('sk_live_')
   })
@@ -342,9 +354,9 @@ describe('scheduled rotation', () => {
     const successorId = JSON.parse((gone.received[0] as Received).body).data.new_key_id
     const successor = await kw.getKey(tenant, successorId)
     expect(successor.ok && successor.value).toMatchObject({
-      rotation_interval_days: null,
-      next_rotation_at: null,
-      rotated_from_key_id: key.record.id,
+      rotationIntervalDays: null,
+      nextRotationAt: null,
+      rotatedFromKeyId: key.apiKey.id,
     })
   })
 

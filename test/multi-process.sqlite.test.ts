@@ -26,7 +26,7 @@ describe('two processes on one SQLite file', () => {
     const ping = () => fetch(`${app.baseUrl}/v1/ping`, { headers: { 'x-api-key': created.value.key } })
     // Warm the other process's cache, so the revoke has to reach it through the change log.
     for (let i = 0; i < 5; i++) expect((await ping()).status).toBe(200)
-    const revoked = await admin.revokeKey(tenant, created.value.record.id)
+    const revoked = await admin.revokeKey(tenant, created.value.apiKey.id)
     expect(revoked.ok).toBe(true)
     const delay = await timeUntil(async () => (await ping()).status === 401)
     console.log(`[multi-process sqlite] revocation seen by the other process after ${delay.toFixed(0)} ms`)
@@ -46,7 +46,7 @@ describe('two processes on one SQLite file', () => {
     const scopes = async () =>
       (await readJson(await fetch(`${app.baseUrl}/v1/ping`, { headers: { 'x-api-key': created.value.key } }))).scopes
     expect(await scopes()).toEqual(['orders:read'])
-    await admin.updateKey(tenant, created.value.record.id, { scopes: ['orders:write'] })
+    await admin.updateKey(tenant, created.value.apiKey.id, { scopes: ['orders:write'] })
     const delay = await timeUntil(async () => JSON.stringify(await scopes()) === '["orders:write"]')
     expect(delay).toBeLessThan(1000)
     await app.stop()
@@ -64,9 +64,9 @@ describe('two processes on one SQLite file', () => {
     expect(statuses.every((status) => status === 200)).toBe(true)
     expect(await a.stop()).toBe(0)
     expect(await b.stop()).toBe(0)
-    const usage = await admin.getUsage(tenant, created.value.record.id)
-    expect(usage.ok && usage.value.total_requests).toBe(300)
-    expect(usage.ok && usage.value.last_used_at).not.toBeNull()
+    const usage = await admin.getUsage(tenant, created.value.apiKey.id)
+    expect(usage.ok && usage.value.totalRequests).toBe(300)
+    expect(usage.ok && usage.value.lastUsedAt).not.toBeNull()
     await admin.close()
   })
 })

@@ -226,20 +226,20 @@ const server = app.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ por
     writeFileSync(
       join(project, 'consumer.ts'),
       `import { Hono } from 'hono'
-import { keyward, type KeyObject, type Result } from 'keyward'
+import { keyward, type ApiKey, type KeyObject, type KeyPage, type Result, toKeyObject } from 'keyward'
 import { apiKeyAuth, keysOpenApiDocument, keysRouter, requireScopes } from 'keyward/hono'
 import { apiKeyAuth as expressAuth } from 'keyward/express'
 import { createSqliteStore } from 'keyward/store/sqlite'
 
 const app = new Hono()
 app.route('/api-keys', keysRouter)
-app.use('/v1/*', apiKeyAuth())
-app.get('/v1/orders', requireScopes('orders:read'), (c) => c.json({ tenant: c.var.apiKey.tenantId satisfies string }))
+app.route('/v1', new Hono().use(apiKeyAuth()).get('/orders', requireScopes('orders:read'), (c) => c.json({ tenant: c.var.apiKey.tenantId satisfies string })))
 const kw = keyward({ store: createSqliteStore({ url: ':memory:' }) })
 const created = await kw.createKey({ tenantId: 'acme' }, { name: 'typed' })
-const object: KeyObject | undefined = created.ok ? created.value.object : undefined
-const listed: Result<{ items: KeyObject[]; nextCursor: string | null }> = await kw.listKeys({ tenantId: 'acme' })
-export const checks = [object, listed, keysOpenApiDocument().openapi satisfies string, expressAuth]
+const object: KeyObject | undefined = created.ok ? toKeyObject(created.value.apiKey) : undefined
+const listed: Result<KeyPage> = await kw.listKeys({ tenantId: 'acme' })
+const first: ApiKey | undefined = listed.ok ? listed.value.items[0] : undefined
+export const checks = [object, listed, first, keysOpenApiDocument().openapi satisfies string, expressAuth]
 `,
     )
     writeFileSync(

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Keyward } from '../src/core/keyward.js'
+import { StoreUnavailableError } from '../src/core/store.js'
 import type { ApiKeyRecord } from '../src/core/types.js'
-import { StoreUnavailableError } from '../src/core/types.js'
 import { createPostgresStore, type PostgresStore } from '../src/store/postgres/index.js'
 import { describeStoreContract, makeDelivery, makeRecord } from './contract/store-contract.js'
 import { freshPostgresDatabase, hasPostgres, PG_ADMIN_URL } from './helpers/postgres.js'
@@ -128,7 +128,7 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
       const runningSync = kw.syncCache()
       await waitFor(() => heldReads.length === 1)
       const before = notifications
-      await writer.revokeKey('acme', created.value.record.id, new Date())
+      await writer.revokeKey('acme', created.value.apiKey.id, new Date())
       await waitFor(() => notifications > before)
       holdReads = false
       for (const release of heldReads.splice(0)) release()

@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { Keyward, type KeywardOptions } from '../src/core/keyward.js'
-import { StoreUnavailableError } from '../src/core/types.js'
+import { StoreUnavailableError } from '../src/core/store.js'
 import { apiKeyAuth, createKeysRouter } from '../src/hono/index.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 import { TestClock } from './helpers/clock.js'
@@ -51,9 +51,9 @@ describe('usage tracking', () => {
     expect(store.calls.recordUsage).toBe(1)
     expect(kw.pendingUsage).toBe(0)
     for (const [i, key] of keys.entries()) {
-      const usage = await kw.getUsage(tenant, key.record.id)
-      expect(usage.ok && usage.value.total_requests).toBe(perKey[i])
-      expect(usage.ok && usage.value.last_used_at).toBe(clock.date().toISOString())
+      const usage = await kw.getUsage(tenant, key.apiKey.id)
+      expect(usage.ok && usage.value.totalRequests).toBe(perKey[i])
+      expect(usage.ok && usage.value.lastUsedAt?.toISOString()).toBe(clock.date().toISOString())
     }
     await kw.close()
   })
@@ -66,8 +66,8 @@ describe('usage tracking', () => {
     for (let i = 0; i < 37; i++) expect((await first.kw.verify(key.key)).ok).toBe(true)
     await first.kw.close()
     const second = open(path, clock)
-    const usage = await second.kw.getUsage(tenant, key.record.id)
-    expect(usage.ok && usage.value.total_requests).toBe(37)
+    const usage = await second.kw.getUsage(tenant, key.apiKey.id)
+    expect(usage.ok && usage.value.totalRequests).toBe(37)
     await second.kw.close()
   })
 
@@ -84,8 +84,8 @@ describe('usage tracking', () => {
     expect(kw.pendingUsage).toBe(15)
     store.before.recordUsage = undefined
     await kw.flushUsage()
-    const usage = await kw.getUsage(tenant, key.record.id)
-    expect(usage.ok && usage.value.total_requests).toBe(15)
+    const usage = await kw.getUsage(tenant, key.apiKey.id)
+    expect(usage.ok && usage.value.totalRequests).toBe(15)
     await kw.close()
   })
 
@@ -105,9 +105,9 @@ describe('usage tracking', () => {
     // The later use flushes first; the earlier flushes after it must not move last_used_at back.
     await c.kw.close()
     await Promise.all([a.kw.flushUsage(), b.kw.flushUsage()])
-    const usage = await a.kw.getUsage(tenant, key.record.id)
-    expect(usage.ok && usage.value.total_requests).toBe(601)
-    expect(usage.ok && usage.value.last_used_at).toBe(late.date().toISOString())
+    const usage = await a.kw.getUsage(tenant, key.apiKey.id)
+    expect(usage.ok && usage.value.totalRequests).toBe(601)
+    expect(usage.ok && usage.value.lastUsedAt?.toISOString()).toBe(late.date().toISOString())
     await a.kw.close()
     await b.kw.close()
   })
@@ -122,13 +122,13 @@ describe('usage tracking', () => {
     for (let i = 0; i < 4; i++) await kw.verify(key.key)
     clock.advance(5 * DAY)
     const app = appFor(kw)
-    const res = await app.request(`/api-keys/${key.record.id}/usage?days=10`, { headers: { 'x-api-key': admin.key } })
+    const res = await app.request(`/api-keys/${key.apiKey.id}/usage?days=10`, { headers: { 'x-api-key': admin.key } })
     expect(res.status).toBe(200)
     const body = await readJson(res)
     expect(body).toMatchObject({
-      key_id: key.record.id,
+      key_id: key.apiKey.id,
       name: 'reporting',
-      created_at: key.record.createdAt.toISOString(),
+      created_at: key.apiKey.createdAt.toISOString(),
       days_since_creation: 7,
       days_since_last_use: 5,
       total_requests: 7,
@@ -138,7 +138,7 @@ describe('usage tracking', () => {
       { date: '2026-03-01', requests: 3 },
       { date: '2026-03-03', requests: 4 },
     ])
-    const tooMany = await app.request(`/api-keys/${key.record.id}/usage?days=91`, { headers: { 'x-api-key': admin.key } })
+    const tooMany = await app.request(`/api-keys/${key.apiKey.id}/usage?days=91`, { headers: { 'x-api-key': admin.key } })
     expect(tooMany.status).toBe(400)
     expect((await readJson(tooMany)).code).toBe('validation_error')
     await kw.close()
@@ -149,14 +149,14 @@ describe('usage tracking', () => {
     const { kw } = open(tempSqlitePath(), clock)
     const key = await newKey(kw)
     for (let i = 0; i < 5; i++) await kw.verify(key.key)
-    const rotated = await kw.rotateKey(tenant, key.record.id, { gracePeriodSeconds: 0 })
+    const rotated = await kw.rotateKey(tenant, key.apiKey.id, { gracePeriodSeconds: 0 })
     if (!rotated.ok) throw new Error('rotate failed')
     for (let i = 0; i < 2; i++) await kw.verify(rotated.value.key)
     const own = await kw.getUsage(tenant, rotated.value.newKey.id)
     const chain = await kw.getUsage(tenant, rotated.value.newKey.id, { includePredecessors: true })
-    expect(own.ok && own.value.total_requests).toBe(2)
-    expect(chain.ok && chain.value.total_requests).toBe(7)
-    expect(chain.ok && chain.value.key_ids).toEqual([rotated.value.newKey.id, key.record.id])
+    expect(own.ok && own.value.totalRequests).toBe(2)
+    expect(chain.ok && chain.value.totalRequests).toBe(7)
+    expect(chain.ok && chain.value.keyIds).toEqual([rotated.value.newKey.id, key.apiKey.id])
     await kw.close()
   })
 })

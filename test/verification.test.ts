@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { generateKey } from '../src/core/key-format.js'
 import { Keyward, type KeywardOptions } from '../src/core/keyward.js'
-import { StoreUnavailableError } from '../src/core/types.js'
+import { StoreUnavailableError } from '../src/core/store.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 import { TestClock } from './helpers/clock.js'
 import { instrument } from './helpers/instrumented-store.js'
@@ -16,7 +16,7 @@ async function setup(options: Partial<KeywardOptions> = {}) {
   await kw.ready()
   const created = await kw.createKey(tenant, { name: 'k', scopes: ['orders:read'] })
   if (!created.ok) throw new Error(created.error.detail)
-  return { kw, store, clock, key: created.value.key, id: created.value.record.id }
+  return { kw, store, clock, key: created.value.key, id: created.value.apiKey.id }
 }
 
 describe('verification', () => {

@@ -1,4 +1,4 @@
-import type { KeyObject } from '../core/serialize.js'
+import type { KeyObject } from '../http/serialize.js'
 
 /**
  * Plain-text rendering for people. Scripts use `--json`, which prints the HTTP API's own shapes,

@@ -4,9 +4,11 @@ import type { KeywardError } from '../core/errors.js'
 import { PREFIX_PATTERN } from '../core/key-format.js'
 import type { Keyward } from '../core/keyward.js'
 import { tenantIdSchema } from '../core/schemas.js'
-import { type KeyObject, toKeyObject } from '../core/serialize.js'
-import { type Actor, type KeyStore, StoreUnavailableError } from '../core/types.js'
-import { keyward, openStore } from '../index.js'
+import { type KeyStore, StoreUnavailableError } from '../core/store.js'
+import type { Actor, KeyStatus } from '../core/types.js'
+import { toCreatedObject, toKeyObject, toRotatedObject, toUsageObject } from '../http/serialize.js'
+import { keyward } from '../index.js'
+import { isPostgresUrl, openStore, sqlitePathFromUrl } from '../store/open.js'
 import { details, KEY_LIST_HEADER, keyDetails, keyRow, maskedKey, table, when } from './format.js'
 
 /** Where the CLI writes and what it reads from its environment; the binary passes `process`'s. */
@@ -143,9 +145,10 @@ const COMMANDS: Record<string, Command> = {
         expiresInSeconds: values['expires-in'] === undefined ? undefined : wholeNumber(values['expires-in'], '--expires-in'),
       })
       if (!result.ok) return refuse(io, json, result.error)
-      const { object, key } = result.value
+      const created = toCreatedObject(result.value)
+      const { key, ...object } = created
       if (json) {
-        io.stdout(`${JSON.stringify({ ...object, key }, null, 2)}\n`)
+        io.stdout(`${JSON.stringify(created, null, 2)}\n`)
         return EXIT.ok
       }
       io.stdout(
@@ -173,14 +176,15 @@ const COMMANDS: Record<string, Command> = {
     createsDatabase: false,
     async run({ kw, actor, values, io, json }) {
       const result = await kw.listKeys(actor, {
-        status: values.status as KeyObject['status'] | undefined,
+        status: values.status as KeyStatus | undefined,
         projectId: values.project,
         environment: values.environment as 'live' | 'test' | undefined,
         limit: values.limit === undefined ? undefined : wholeNumber(values.limit, '--limit'),
         cursor: values.cursor,
       })
       if (!result.ok) return refuse(io, json, result.error)
-      const { items, nextCursor } = result.value
+      const { nextCursor } = result.value
+      const items = result.value.items.map(toKeyObject)
       if (json) {
         io.stdout(`${JSON.stringify({ keys: items, next_cursor: nextCursor }, null, 2)}\n`)
         return EXIT.ok
@@ -204,7 +208,8 @@ const COMMANDS: Record<string, Command> = {
     async run({ kw, actor, id, io, json }) {
       const result = await kw.getKey(actor, id)
       if (!result.ok) return refuse(io, json, result.error, id)
-      io.stdout(json ? `${JSON.stringify(result.value, null, 2)}\n` : `${keyDetails(result.value)}\n`)
+      const object = toKeyObject(result.value)
+      io.stdout(json ? `${JSON.stringify(object, null, 2)}\n` : `${keyDetails(object)}\n`)
       return EXIT.ok
     },
   },
@@ -218,7 +223,7 @@ const COMMANDS: Record<string, Command> = {
     async run({ kw, actor, id, io, json }) {
       const result = await kw.revokeKey(actor, id)
       if (!result.ok) return refuse(io, json, result.error, id)
-      const key = result.value
+      const key = toKeyObject(result.value)
       io.stdout(
         json ? `${JSON.stringify(key, null, 2)}\n` : `Revoked ${key.id} "${key.name}" (${maskedKey(key)}) at ${when(key.revoked_at)}.\n`,
       )
@@ -236,13 +241,12 @@ const COMMANDS: Record<string, Command> = {
       const gracePeriodSeconds = values.grace === undefined ? undefined : wholeNumber(values.grace, '--grace')
       const result = await kw.rotateKey(actor, id, { gracePeriodSeconds })
       if (!result.ok) return refuse(io, json, result.error, id)
-      const { key, oldKey, newKey, graceExpiresAt } = result.value
-      const object = toKeyObject(newKey, newKey.createdAt)
+      const { key, oldKey, newKey } = result.value
       if (json) {
-        const answer = { ...object, old_key_id: oldKey.id, new_key_id: newKey.id, key, grace_expires_at: graceExpiresAt.toISOString() }
-        io.stdout(`${JSON.stringify(answer, null, 2)}\n`)
+        io.stdout(`${JSON.stringify(toRotatedObject(result.value), null, 2)}\n`)
         return EXIT.ok
       }
+      const graceExpiresAt = oldKey.graceExpiresAt ?? newKey.createdAt
       io.stdout(
         [
           `Rotated ${oldKey.id} → ${newKey.id} "${newKey.name}".`,
@@ -270,7 +274,7 @@ const COMMANDS: Record<string, Command> = {
       const days = values.days === undefined ? undefined : wholeNumber(values.days, '--days')
       const result = await kw.getUsage(actor, id, { days, includePredecessors: values['include-predecessors'] === true })
       if (!result.ok) return refuse(io, json, result.error, id)
-      const usage = result.value
+      const usage = toUsageObject(result.value)
       if (json) {
         io.stdout(`${JSON.stringify(usage, null, 2)}\n`)
         return EXIT.ok
@@ -388,6 +392,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         pepper,
         // The CLI runs one call and exits: no cache to keep in sync, nothing to verify.
         cache: false,
+        env: io.env,
         onError: (error) => failures.push(error instanceof Error ? error.message : String(error)),
       })
     } catch (error) {
@@ -480,10 +485,6 @@ function wholeNumber(value: string, flag: string): number {
   return Number(value)
 }
 
-function isPostgres(database: string): boolean {
-  return /^postgres(ql)?:\/\//.test(database)
-}
-
 const SQLITE_OR_POSTGRES = 'an SQLite path (./keyward.db, file:keyward.db) or a postgres:// URL'
 
 /**
@@ -508,8 +509,7 @@ function databaseOf(flag: string | undefined, env: CliIo['env']): string {
 
 /** A typo in `--database` must not silently create an empty SQLite file and report "no keys". */
 async function assertDatabaseExists(database: string): Promise<void> {
-  if (isPostgres(database) || database === ':memory:') return
-  const { sqlitePathFromUrl } = await import('../store/sqlite/index.js')
+  if (isPostgresUrl(database) || database === ':memory:') return
   if (!existsSync(sqlitePathFromUrl(database))) {
     throw new SetupError(`no database at ${database}. Pass --database or set KEYWARD_DATABASE_URL (${SQLITE_OR_POSTGRES}).`)
   }
@@ -525,11 +525,11 @@ async function openDatabase(database: string): Promise<KeyStore> {
     return await openStore(database)
   } catch (error) {
     if (error instanceof StoreUnavailableError) throw error
-    if (isPostgres(database) && isMissingPackage(error, 'pg')) {
+    if (isPostgresUrl(database) && isMissingPackage(error, 'pg')) {
       throw new SetupError('PostgreSQL support needs the pg package: npm install pg', { cause: error })
     }
     const reason = redactText(innermostMessage(error), database)
-    if (!isPostgres(database)) throw new SetupError(`cannot open the SQLite database at ${database}: ${reason}`, { cause: error })
+    if (!isPostgresUrl(database)) throw new SetupError(`cannot open the SQLite database at ${database}: ${reason}`, { cause: error })
     const { hostname, port } = new URL(database)
     throw new SetupError(hostname === '' ? reason : `${reason} on ${hostname}:${port === '' ? '5432' : port}`, { cause: error })
   }
@@ -549,7 +549,7 @@ function innermostMessage(error: unknown): string {
 
 /** A PostgreSQL URL without its password, for messages. */
 function redact(database: string): string {
-  if (!isPostgres(database)) return database
+  if (!isPostgresUrl(database)) return database
   try {
     const url = new URL(database)
     if (url.password !== '') url.password = '***'

@@ -29,6 +29,12 @@ export const ERRORS = {
     detail: 'The API key has already been rotated; rotate its replacement instead.',
   },
   key_revoked: { status: 409, title: 'API key revoked', detail: 'A revoked API key cannot be changed or rotated.' },
+  key_expired: { status: 409, title: 'API key expired', detail: 'An expired API key cannot be changed or rotated; create a new key.' },
+  key_rotated: {
+    status: 409,
+    title: 'API key rotated',
+    detail: 'A rotated-out API key cannot be changed; change its replacement instead.',
+  },
   validation_error: { status: 400, title: 'Invalid request', detail: 'The request has invalid fields.' },
   invalid_json: { status: 400, title: 'Malformed JSON', detail: 'The request body is not valid JSON.' },
   payload_too_large: { status: 413, title: 'Payload too large', detail: 'The request body is too large.' },
@@ -38,6 +44,9 @@ export const ERRORS = {
 } as const satisfies Record<string, { status: number; title: string; detail: string }>
 
 export type ErrorCode = keyof typeof ERRORS
+
+/** Every HTTP status an error maps to. */
+export type ErrorStatus = (typeof ERRORS)[ErrorCode]['status']
 
 /** The codes a failed verification can carry. */
 export type VerifyErrorCode = 'invalid_api_key' | 'api_key_revoked' | 'api_key_expired' | 'api_key_rotated' | 'store_unavailable'
@@ -72,7 +81,7 @@ export function fail(code: ErrorCode, detail?: string, errors?: FieldError[]): {
 export interface ProblemDetails {
   type: string
   title: string
-  status: number
+  status: ErrorStatus
   code: ErrorCode
   detail: string
   errors?: FieldError[]

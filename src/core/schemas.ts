@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import type { FieldError } from './errors.js'
+import { ENVIRONMENTS } from './types.js'
 
 /**
  * The rules for every field a caller can set, written once. The core validates code callers
@@ -36,7 +37,7 @@ export const metadataSchema = z
   .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= MAX_METADATA_BYTES, `must be at most ${MAX_METADATA_BYTES} bytes as JSON`)
   .meta({ description: 'Free-form JSON object (at most 4 KB), returned with the verified key.', example: { team: 'billing' } })
 
-export const environmentSchema = z.enum(['live', 'test']).meta({ description: 'live or test; part of the key itself.' })
+export const environmentSchema = z.enum(ENVIRONMENTS).meta({ description: 'live or test; part of the key itself.' })
 
 export const projectIdSchema = z
   .string()

@@ -1,18 +1,20 @@
 /**
  * The domain types shared by the service, every store and every adapter. Nothing here knows about
- * HTTP or SQL.
+ * HTTP or SQL. Times are `Date`s and names are camelCase; the wire shapes (snake_case, ISO strings)
+ * live in src/http/ alone.
  */
 
-export type Environment = 'live' | 'test'
-export const ENVIRONMENTS: readonly Environment[] = ['live', 'test']
+/** Every environment a key can belong to, in one list (zod enums and the OpenAPI document use it). */
+export const ENVIRONMENTS = ['live', 'test'] as const
+export type Environment = (typeof ENVIRONMENTS)[number]
 
-/** Derived from the timestamps and the clock; never stored. */
-export type KeyStatus = 'active' | 'expired' | 'revoked' | 'rotating' | 'rotated'
-export const KEY_STATUSES: readonly KeyStatus[] = ['active', 'expired', 'revoked', 'rotating', 'rotated']
+/** Every status a key can show. Derived from the timestamps and the clock; never stored. */
+export const KEY_STATUSES = ['active', 'expired', 'revoked', 'rotating', 'rotated'] as const
+export type KeyStatus = (typeof KEY_STATUSES)[number]
 
 export type Metadata = Record<string, unknown>
 
-/** One row of `api_keys`, as every store returns it. */
+/** One row of `api_keys`, as every store returns it. Holds the hash: never leaves the core. */
 export interface ApiKeyRecord {
   id: string
   tenantId: string
@@ -41,6 +43,36 @@ export interface ApiKeyRecord {
   rotationWebhookUrl: string | null
   /** `whsec_...`, shown once at creation; needed in clear to sign webhooks. */
   rotationWebhookSecret: string | null
+}
+
+/**
+ * A key as management calls return it: everything a tenant may see, with its derived status, and
+ * neither the hash nor the webhook signing secret.
+ */
+export interface ApiKey {
+  id: string
+  tenantId: string
+  projectId: string | null
+  name: string
+  environment: Environment
+  /** `<prefix>_<env>_` and the first body characters, for display. */
+  keyPrefix: string
+  /** The last characters of the key, for display. */
+  keySuffix: string
+  scopes: string[]
+  metadata: Metadata
+  status: KeyStatus
+  createdAt: Date
+  updatedAt: Date
+  lastUsedAt: Date | null
+  expiresAt: Date | null
+  revokedAt: Date | null
+  replacedByKeyId: string | null
+  rotatedFromKeyId: string | null
+  graceExpiresAt: Date | null
+  rotationIntervalDays: number | null
+  nextRotationAt: Date | null
+  rotationWebhookUrl: string | null
 }
 
 /** The fields a PATCH may change. `undefined` leaves a field alone; `null` clears it. */
@@ -87,6 +119,21 @@ export interface UsageDay {
   count: number
 }
 
+/** Request counts of a key, as `getUsage` reports them. */
+export interface KeyUsage {
+  keyId: string
+  name: string
+  createdAt: Date
+  lastUsedAt: Date | null
+  daysSinceCreation: number
+  daysSinceLastUse: number | null
+  totalRequests: number
+  /** The keys counted: this one, plus its predecessors when asked to follow the rotation chain. */
+  keyIds: string[]
+  /** One entry per UTC day, oldest first. */
+  daily: { date: string; requests: number }[]
+}
+
 export type DeliveryStatus = 'pending' | 'succeeded' | 'failed'
 
 export interface DeliveryAttempt {
@@ -115,89 +162,8 @@ export interface WebhookDelivery {
   updatedAt: Date
 }
 
-export type RotateOutcome =
-  | { ok: true; oldKey: ApiKeyRecord; newKey: ApiKeyRecord }
-  | { ok: false; reason: 'not_found' | 'already_rotated' | 'key_revoked' | 'not_due' }
-
-export interface RotateRequest {
-  tenantId: string
-  oldKeyId: string
-  /** The fully built replacement row. */
-  newKey: ApiKeyRecord
-  graceExpiresAt: Date
-  now: Date
-  /**
-   * Scheduled rotation only: the `next_rotation_at` the scheduler saw. The rotation happens only
-   * if it is still the stored value, so two schedulers can never rotate one due time twice.
-   */
-  expectedNextRotationAt?: Date
-  /** Recorded in the same transaction as the rotation (the webhook for a scheduled rotation). */
-  delivery?: WebhookDelivery
-}
-
-export interface ChangeBatch {
-  /** The highest change sequence number read; pass it back as `afterSeq` next time. */
-  seq: number
-  keyHashes: string[]
-}
-
-/**
- * What keyward needs from a database. Every method is one atomic step; no method does a
- * read-modify-write in JavaScript. Every write that changes what verification must answer (update,
- * revoke, rotate) also appends to a change log in the same transaction, so other processes on
- * the same database can evict their caches (`readChanges`).
- *
- * Stores throw {@link StoreUnavailableError} when the database cannot be reached; anything else
- * they throw is a bug.
- */
-export interface KeyStore {
-  /** A short name for logs and benchmarks, e.g. `sqlite` or `postgres`. */
-  readonly dialect: string
-  insertKey(record: ApiKeyRecord): Promise<void>
-  findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null>
-  findKey(tenantId: string, id: string): Promise<ApiKeyRecord | null>
-  /** Newest first (created_at desc, id desc). */
-  listKeys(query: ListKeysQuery): Promise<ApiKeyRecord[]>
-  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date): Promise<ApiKeyRecord | null>
-  /** Idempotent: an already revoked key keeps its first `revoked_at`. */
-  revokeKey(tenantId: string, id: string, now: Date): Promise<ApiKeyRecord | null>
-  /** One transaction: mark the old key replaced (only if it still is not), insert the new one. */
-  rotateKey(request: RotateRequest): Promise<RotateOutcome>
-  /** Adds counts and moves `last_used_at` forward only (never backwards), in bulk. */
-  recordUsage(increments: UsageIncrement[]): Promise<void>
-  /** Daily counts for these keys from `fromDay` on (inclusive), summed per day, ascending. */
-  usageByDay(keyIds: string[], fromDay: string): Promise<UsageDay[]>
-  totalRequests(keyIds: string[]): Promise<number>
-  /** The current end of the change log. */
-  latestChangeSeq(): Promise<number>
-  readChanges(afterSeq: number, limit: number): Promise<ChangeBatch>
-  /** Deletes change-log entries older than this. */
-  pruneChanges(before: Date): Promise<void>
-  /** Keys whose scheduled rotation is due: `next_rotation_at <= now`, not revoked, not rotated. */
-  findDueRotations(now: Date, limit: number): Promise<ApiKeyRecord[]>
-  /**
-   * Pending deliveries due at `now` and not locked, locked until `lockUntil` for this caller only
-   * (an atomic claim, so two schedulers never send the same attempt).
-   */
-  claimDeliveries(now: Date, lockUntil: Date, limit: number): Promise<WebhookDelivery[]>
-  /** Records an attempt's outcome and releases the lock. */
-  saveDelivery(delivery: WebhookDelivery): Promise<void>
-  listDeliveries(tenantId: string, keyIds: string[]): Promise<WebhookDelivery[]>
-  /**
-   * Optional push channel (PostgreSQL LISTEN/NOTIFY): calls `onChange` soon after any process
-   * commits a change, so caches sync at once instead of at the next poll. Returns an unsubscribe.
-   */
-  subscribeChanges?(onChange: () => void): Promise<() => Promise<void>>
-  close(): Promise<void>
-}
-
-/** Thrown by stores when the database cannot be reached; surfaces as 503 `store_unavailable`. */
-export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError'
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options)
-  }
-}
+/** A delivery as a tenant may see it: outcome and attempts, never the payload (it holds a secret). */
+export type DeliveryView = Omit<WebhookDelivery, 'payload' | 'lockedUntil' | 'tenantId'>
 
 /** Who is making a management call: resolved from an API key or from the host app's own auth. */
 export interface Actor {
@@ -206,7 +172,7 @@ export interface Actor {
   projectId?: string | null
   /** The caller's scopes; `undefined`, `null` or `[]` means unrestricted within the tenant. */
   scopes?: readonly string[] | null
-  /** Set when the caller is an API key; a `test` key cannot mint `live` keys. */
+  /** Set when the caller is an API key: a `test` key sees and manages `test` keys only. */
   environment?: Environment
   /** The calling key's id, when the caller is an API key. */
   keyId?: string

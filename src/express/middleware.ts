@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
-import type { Decision } from '../core/decide.js'
+import type { VerifiedKey } from '../core/types.js'
+import type { Decision } from '../core/verification/decide.js'
 import type { ApiKeyAuthOptions } from '../hono/middleware.js'
 import { answerFor, keyExtractor, problemAnswer, rejectionAnswers } from '../http/problem.js'
 import { defaultKeyward } from '../index.js'
@@ -14,10 +15,10 @@ export type { ApiKeyAuthOptions }
  * the Hono middleware; works with Express 4 and 5.
  *
  * @example
- * import { apiKeyAuth } from 'keyward/express'
+ * import { apiKeyAuth, withApiKey } from 'keyward/express'
  *
  * app.use('/v1', apiKeyAuth())
- * app.get('/v1/orders', (req, res) => res.json({ tenant: req.apiKey.tenantId }))
+ * app.get('/v1/orders', withApiKey((req: express.Request, res: express.Response, key) => res.json({ tenant: key.tenantId })))
  */
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): KeywardRequestHandler {
   const extract = keyExtractor(options)
@@ -66,9 +67,30 @@ export function requireScopes(...scopes: string[]): KeywardRequestHandler {
     ),
   )
   return function requireScopesMiddleware(req, res, next) {
-    const key = req.apiKey as ExpressRequestLike['apiKey'] | undefined
+    const key = req.apiKey
     if (key === undefined) return send(res, missing)
     if (key.scopes.length > 0 && !scopes.every((scope) => key.scopes.includes(scope))) return send(res, insufficient)
     next()
+  }
+}
+
+/**
+ * A route handler that receives the verified key as a typed argument. On a route `apiKeyAuth()`
+ * does not guard there is no key, and the request gets a clear 401 `missing_api_key` instead of a
+ * crash in the handler. Annotate `req` and `res` with your Express types: they are passed through.
+ *
+ * @example
+ * app.get('/v1/orders', withApiKey((req: express.Request, res: express.Response, key) => res.json({ tenant: key.tenantId })))
+ */
+export function withApiKey<Req extends ExpressRequestLike, Res extends ServerResponse>(
+  handler: (req: Req, res: Res, key: VerifiedKey, next: NextLike) => unknown,
+): (req: Req, res: Res, next: NextLike) => void {
+  const missing = prepare(answerFor('missing_api_key', 'keyward'))
+  return function withApiKeyHandler(req, res, next) {
+    const key = req.apiKey
+    if (key === undefined) return send(res, missing)
+    const outcome = handler(req, res, key, next)
+    // Express 4 does not catch a rejected promise: hand it to the error handlers as Express 5 does.
+    if (outcome instanceof Promise) outcome.catch(next)
   }
 }

@@ -6,10 +6,11 @@ declare global {
   namespace Express {
     interface Request {
       /**
-       * The verified API key, set by `apiKeyAuth()` from `keyward/express`. Present on every
-       * request that passed `apiKeyAuth()`; do not read it on routes that are not behind it.
+       * The verified API key, set by `apiKeyAuth()` from `keyward/express`. Optional because only
+       * requests that passed `apiKeyAuth()` carry it: reading it unchecked on a route it does not
+       * guard is a compile error, not a 500. Read it with `withApiKey(...)` for a typed key.
        */
-      apiKey: VerifiedKey
+      apiKey?: VerifiedKey
     }
   }
 }

@@ -1,14 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Hono } from 'hono'
 import type { ErrorCode } from '../core/errors.js'
 import type { Actor } from '../core/types.js'
-import {
-  ACTOR_BINDING,
-  createKeysRouter as createHonoKeysRouter,
-  type KeysRouterOptions as HonoKeysRouterOptions,
-  type KeysRouterBindings,
-} from '../hono/router.js'
-import { answerFor, toResponse } from '../http/problem.js'
+import { ACTOR_BINDING, bridgeTo, PATH_BINDING } from '../hono/fallback.js'
+import { createKeysRouter as createHonoKeysRouter, type KeysRouterOptions as HonoKeysRouterOptions } from '../hono/router.js'
+import { answerFor } from '../http/problem.js'
 import { type ExpressRequestLike, type KeywardErrorHandler, type KeywardRequestHandler, prepare, send } from './node-http.js'
 
 export interface KeysRouterOptions<Req extends ExpressRequestLike = ExpressRequestLike>
@@ -33,10 +28,6 @@ export interface KeysRouterOptions<Req extends ExpressRequestLike = ExpressReque
  * handlers receive; it answers those in problem+json instead of the host's HTML error page.
  */
 export type ExpressKeysRouter<Req extends ExpressRequestLike = ExpressRequestLike> = [KeywardRequestHandler<Req>, KeywardErrorHandler<Req>]
-
-/** The path, relative to the mount point, that the bridged Hono router routes on. */
-const PATH_BINDING = 'keywardPath'
-type BridgeBindings = KeysRouterBindings & { [PATH_BINDING]: string }
 
 /** `application/json` and `application/<vendor>+json`, with or without parameters. */
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i
@@ -71,9 +62,7 @@ export function createKeysRouter<Req extends ExpressRequestLike = ExpressRequest
   const router = createHonoKeysRouter(routerOptions)
   const internalError = prepare(answerFor('internal_error', routerOptions.realm ?? 'keyward'))
   // Hono routes on the path below the Express mount point; `c.req.url` keeps the full URL.
-  const bridge = new Hono<{ Bindings: BridgeBindings }>({ getPath: (_request, context) => context?.env?.[PATH_BINDING] ?? '/' })
-  bridge.route('/', router)
-  bridge.notFound(() => toResponse(answerFor('route_not_found', routerOptions.realm ?? 'keyward')))
+  const bridge = bridgeTo(router)
 
   async function answer(req: Req, res: ServerResponse): Promise<void> {
     const actor = authenticate === undefined ? null : ((await authenticate(req)) ?? null)

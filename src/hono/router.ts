@@ -1,36 +1,20 @@
-import { createRoute, OpenAPIHono, type RouteConfig } from '@hono/zod-openapi'
+import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { fail, type KeywardError, type Result } from '../core/errors.js'
 import type { Keyward } from '../core/keyward.js'
 import { fieldErrors } from '../core/schemas.js'
-import { toKeyObject } from '../core/serialize.js'
 import type { Actor } from '../core/types.js'
-import { fetchHeader, type KeyExtractionOptions, keyExtractor, problemAnswer } from '../http/problem.js'
-import {
-  createdKeySchema,
-  createKeyBody,
-  deliverySchema,
-  keyIdParam,
-  keyObjectSchema,
-  listKeysQuery,
-  problemSchema,
-  rotatedKeySchema,
-  rotateKeyBody,
-  updateKeyBody,
-  usageQuery,
-  usageSchema,
-} from '../http/schemas.js'
+import { fetchHeader, type KeyExtractionOptions, keyExtractor } from '../http/problem.js'
+import { toCreatedObject, toDeliveryObject, toKeyObject, toRotatedObject, toUsageObject } from '../http/serialize.js'
 import { defaultKeyward } from '../index.js'
-import { DEFAULT_OPENAPI_INFO, KEYS_TAG, routerOpenApiDocument } from './openapi-document.js'
+import { ACTOR_BINDING, type KeysRouterBindings, routeFallback } from './fallback.js'
+import { DEFAULT_OPENAPI_INFO, routerOpenApiDocument } from './openapi-document.js'
+import { problemJson } from './problem.js'
+import { routes } from './routes.js'
 
-/**
- * What the Express adapter (or any other bridge) passes in `env` when it has already resolved
- * the caller with the host app's own auth.
- */
-export const ACTOR_BINDING = 'keywardActor'
-export type KeysRouterBindings = { [ACTOR_BINDING]?: Actor | null }
+export { ACTOR_BINDING, type KeysRouterBindings } from './fallback.js'
 
 export interface KeysRouterOptions extends KeyExtractionOptions {
   /** @default the shared zero-config instance */
@@ -63,130 +47,10 @@ export interface KeysRouterOptions extends KeyExtractionOptions {
 
 type RouterEnv = { Bindings: KeysRouterBindings; Variables: { actor: Actor } }
 
-const errorResponses = {
-  400: problemResponse('Invalid request'),
-  401: problemResponse('Missing or invalid credentials'),
-  403: problemResponse('The caller lacks a scope'),
-  404: problemResponse('No such key in the caller’s tenant'),
-  503: problemResponse('The key store is unreachable'),
-} as const
-
-const security: Record<string, string[]>[] = [{ ApiKeyHeader: [] }, { Bearer: [] }]
-const tags = [KEYS_TAG]
-
-const routes = {
-  create: createRoute({
-    method: 'post',
-    path: '/',
-    operationId: 'createApiKey',
-    summary: 'Create an API key',
-    tags,
-    description: 'Returns the key object and, once only, the full secret in `key`.',
-    security,
-    request: { body: { content: { 'application/json': { schema: createKeyBody } }, required: true } },
-    responses: {
-      201: { description: 'Created', content: { 'application/json': { schema: createdKeySchema } } },
-      ...errorResponses,
-      409: problemResponse('Conflict'),
-      413: problemResponse('Body too large'),
-      415: problemResponse('Not JSON'),
-    },
-  }),
-  list: createRoute({
-    method: 'get',
-    path: '/',
-    operationId: 'listApiKeys',
-    summary: 'List API keys',
-    tags,
-    description: 'The caller’s tenant’s keys, newest first. The next page is in `Link: <...>; rel="next"`.',
-    security,
-    request: { query: listKeysQuery },
-    responses: {
-      200: { description: 'A page of keys', content: { 'application/json': { schema: keyObjectSchema.array() } } },
-      ...errorResponses,
-    },
-  }),
-  get: createRoute({
-    method: 'get',
-    path: '/{id}',
-    operationId: 'getApiKey',
-    summary: 'Get an API key',
-    tags,
-    security,
-    request: { params: keyIdParam },
-    responses: { 200: { description: 'The key', content: { 'application/json': { schema: keyObjectSchema } } }, ...errorResponses },
-  }),
-  update: createRoute({
-    method: 'patch',
-    path: '/{id}',
-    operationId: 'updateApiKey',
-    summary: 'Rename or change an API key',
-    tags,
-    security,
-    request: { params: keyIdParam, body: { content: { 'application/json': { schema: updateKeyBody } }, required: true } },
-    responses: {
-      200: { description: 'The updated key', content: { 'application/json': { schema: keyObjectSchema } } },
-      ...errorResponses,
-      413: problemResponse('Body too large'),
-      415: problemResponse('Not JSON'),
-    },
-  }),
-  revoke: createRoute({
-    method: 'delete',
-    path: '/{id}',
-    operationId: 'revokeApiKey',
-    summary: 'Revoke an API key',
-    tags,
-    description: 'The key is rejected from the next request on. Revoking twice is not an error.',
-    security,
-    request: { params: keyIdParam },
-    responses: { 200: { description: 'The revoked key', content: { 'application/json': { schema: keyObjectSchema } } }, ...errorResponses },
-  }),
-  rotate: createRoute({
-    method: 'post',
-    path: '/{id}/rotate',
-    operationId: 'rotateApiKey',
-    summary: 'Rotate an API key',
-    tags,
-    description: 'Issues a replacement that inherits everything but the secret; the old key works until `grace_expires_at`.',
-    security,
-    middleware: [emptyBodyAsEmptyObject] as const,
-    request: { params: keyIdParam, body: { content: { 'application/json': { schema: rotateKeyBody } }, required: false } },
-    responses: {
-      201: { description: 'Rotated', content: { 'application/json': { schema: rotatedKeySchema } } },
-      ...errorResponses,
-      409: problemResponse('Already rotated, or revoked'),
-    },
-  }),
-  usage: createRoute({
-    method: 'get',
-    path: '/{id}/usage',
-    operationId: 'getApiKeyUsage',
-    summary: 'Usage statistics of an API key',
-    tags,
-    security,
-    request: { params: keyIdParam, query: usageQuery },
-    responses: { 200: { description: 'Usage', content: { 'application/json': { schema: usageSchema } } }, ...errorResponses },
-  }),
-  deliveries: createRoute({
-    method: 'get',
-    path: '/{id}/webhook-deliveries',
-    operationId: 'listApiKeyWebhookDeliveries',
-    summary: 'Rotation webhook deliveries of an API key',
-    tags,
-    description: 'Attempts and outcomes of the webhooks sent for scheduled rotations of this key.',
-    security,
-    request: { params: keyIdParam },
-    responses: {
-      200: { description: 'Deliveries', content: { 'application/json': { schema: deliverySchema.array() } } },
-      ...errorResponses,
-    },
-  }),
-} satisfies Record<string, RouteConfig>
-
 /**
  * The key-management router. Mount it anywhere: `app.route('/api-keys', createKeysRouter())`.
- * One implementation serves Hono directly and Express through `keyward/express`.
+ * One implementation serves Hono directly and Express through `keyward/express`. Its type carries
+ * every route, so `hc<typeof router>()` (hono/client) is a typed client of it.
  */
 export function createKeysRouter(options: KeysRouterOptions = {}) {
   const extract = keyExtractor(options)
@@ -194,13 +58,7 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
   const acceptApiKeys = options.apiKeys !== false
   const maxBodyBytes = options.maxBodyBytes ?? 16_384
   const instance = (): Keyward => options.keyward ?? defaultKeyward()
-
-  const problem = (c: Context, error: KeywardError) => {
-    const answer = problemAnswer(error, { realm })
-    return c.body(answer.body, answer.status as 400, answer.headers)
-  }
-  const answer = <T>(c: Context, result: Result<T>, status: 200 | 201, body: (value: T) => unknown) =>
-    result.ok ? c.json(body(result.value) as object, status) : problem(c, result.error)
+  const problem = (c: Context, error: KeywardError, headers?: Record<string, string>) => problemJson(c, error, realm, headers)
 
   const app = new OpenAPIHono<RouterEnv>({
     defaultHook: (result, c) => {
@@ -216,6 +74,12 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     name: options.header ?? 'X-API-Key',
   })
   app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer' })
+
+  // Every answer of the router may carry key data or a secret: no cache may keep it.
+  app.use('*', async (c, next) => {
+    await next()
+    c.header('Cache-Control', 'no-store')
+  })
   if (options.openapi !== false) {
     // Paths carry the mount point read from the request URL (`/api-keys/openapi.json` → `/api-keys`),
     // so a client reading the document calls `/api-keys/{id}`, not `/{id}` at the host's root. The
@@ -225,7 +89,6 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
       return c.json(routerOpenApiDocument(app, mountPath, DEFAULT_OPENAPI_INFO))
     })
   }
-
   app.use('*', async (c, next) => {
     if (c.req.method === 'GET' && c.req.path.endsWith('/openapi.json') && options.openapi !== false) return next()
     const actor = await resolveActor(c)
@@ -248,6 +111,7 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     if (hosted) return { ok: true, value: hosted }
     const presented = acceptApiKeys ? extract(c.req.raw.headers, fetchHeader) : undefined
     if (presented === undefined) return acceptApiKeys ? fail('missing_api_key') : fail('unauthenticated')
+    // Verifying counts a use of the calling key: management calls made with a key are uses of it.
     const decision = await instance().verify(presented)
     if (!decision.ok) return fail(decision.code)
     const key = decision.key
@@ -257,91 +121,80 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     }
   }
 
-  app.openapi(routes.create, async (c) => {
-    const body = c.req.valid('json')
-    const result = await instance().createKey(c.var.actor, {
-      name: body.name,
-      scopes: body.scopes,
-      metadata: body.metadata,
-      environment: body.environment,
-      projectId: body.project_id,
-      expiresAt: body.expires_at,
-      expiresInSeconds: body.expires_in_seconds,
-      rotationIntervalDays: body.rotation_interval_days,
-      rotationWebhookUrl: body.rotation_webhook_url,
+  const router = app
+    .openapi(routes.create, async (c) => {
+      const body = c.req.valid('json')
+      const result = await instance().createKey(c.var.actor, {
+        name: body.name,
+        scopes: body.scopes,
+        metadata: body.metadata,
+        environment: body.environment,
+        projectId: body.project_id,
+        expiresAt: body.expires_at,
+        expiresInSeconds: body.expires_in_seconds,
+        rotationIntervalDays: body.rotation_interval_days,
+        rotationWebhookUrl: body.rotation_webhook_url,
+      })
+      return result.ok ? c.json(toCreatedObject(result.value), 201) : problem(c, result.error)
     })
-    return answer(c, result, 201, (created) =>
-      created.rotationWebhookSecret === undefined
-        ? { ...created.object, key: created.key }
-        : { ...created.object, key: created.key, rotation_webhook_secret: created.rotationWebhookSecret },
-    ) as never
-  })
-
-  app.openapi(routes.list, async (c) => {
-    const query = c.req.valid('query')
-    const result = await instance().listKeys(c.var.actor, {
-      limit: query.limit,
-      cursor: query.cursor,
-      status: query.status,
-      projectId: query.project_id,
-      environment: query.environment,
+    .openapi(routes.list, async (c) => {
+      const query = c.req.valid('query')
+      const result = await instance().listKeys(c.var.actor, {
+        limit: query.limit,
+        cursor: query.cursor,
+        status: query.status,
+        projectId: query.project_id,
+        environment: query.environment,
+      })
+      if (!result.ok) return problem(c, result.error)
+      if (result.value.nextCursor !== null) {
+        const next = new URL(c.req.url)
+        next.searchParams.set('cursor', result.value.nextCursor)
+        c.header('Link', `<${next.pathname}${next.search}>; rel="next"`)
+      }
+      return c.json(result.value.items.map(toKeyObject), 200)
     })
-    if (result.ok && result.value.nextCursor !== null) {
-      const next = new URL(c.req.url)
-      next.searchParams.set('cursor', result.value.nextCursor)
-      c.header('Link', `<${next.pathname}${next.search}>; rel="next"`)
-    }
-    return answer(c, result, 200, (page) => page.items) as never
-  })
-
-  app.openapi(routes.get, async (c) => answer(c, await instance().getKey(c.var.actor, c.req.valid('param').id), 200, (key) => key) as never)
-
-  app.openapi(routes.update, async (c) => {
-    const body = c.req.valid('json')
-    const result = await instance().updateKey(c.var.actor, c.req.valid('param').id, {
-      name: body.name,
-      scopes: body.scopes,
-      metadata: body.metadata,
-      expiresAt: body.expires_at,
-      rotationIntervalDays: body.rotation_interval_days,
-      rotationWebhookUrl: body.rotation_webhook_url,
+    .openapi(routes.get, async (c) => {
+      const result = await instance().getKey(c.var.actor, c.req.valid('param').id)
+      return result.ok ? c.json(toKeyObject(result.value), 200) : problem(c, result.error)
     })
-    return answer(c, result, 200, (key) => key) as never
-  })
-
-  app.openapi(
-    routes.revoke,
-    async (c) => answer(c, await instance().revokeKey(c.var.actor, c.req.valid('param').id), 200, (key) => key) as never,
-  )
-
-  app.openapi(routes.rotate, async (c) => {
-    const body = c.req.valid('json')
-    const kw = instance()
-    const result = await kw.rotateKey(c.var.actor, c.req.valid('param').id, { gracePeriodSeconds: body.grace_period_seconds })
-    return answer(c, result, 201, (rotated) => ({
-      ...toKeyObject(rotated.newKey, rotated.newKey.createdAt),
-      old_key_id: rotated.oldKey.id,
-      new_key_id: rotated.newKey.id,
-      key: rotated.key,
-      grace_expires_at: rotated.graceExpiresAt.toISOString(),
-    })) as never
-  })
-
-  app.openapi(routes.usage, async (c) => {
-    const query = c.req.valid('query')
-    const result = await instance().getUsage(c.var.actor, c.req.valid('param').id, {
-      days: query.days,
-      includePredecessors: query.include_predecessors === 'true',
+    .openapi(routes.update, async (c) => {
+      const body = c.req.valid('json')
+      const result = await instance().updateKey(c.var.actor, c.req.valid('param').id, {
+        name: body.name,
+        scopes: body.scopes,
+        metadata: body.metadata,
+        expiresAt: body.expires_at,
+        rotationIntervalDays: body.rotation_interval_days,
+        rotationWebhookUrl: body.rotation_webhook_url,
+      })
+      return result.ok ? c.json(toKeyObject(result.value), 200) : problem(c, result.error)
     })
-    return answer(c, result, 200, (usage) => usage) as never
-  })
+    .openapi(routes.revoke, async (c) => {
+      const result = await instance().revokeKey(c.var.actor, c.req.valid('param').id)
+      return result.ok ? c.json(toKeyObject(result.value), 200) : problem(c, result.error)
+    })
+    .openapi(routes.rotate, async (c) => {
+      const body = c.req.valid('json')
+      const result = await instance().rotateKey(c.var.actor, c.req.valid('param').id, { gracePeriodSeconds: body.grace_period_seconds })
+      return result.ok ? c.json(toRotatedObject(result.value), 201) : problem(c, result.error)
+    })
+    .openapi(routes.usage, async (c) => {
+      const query = c.req.valid('query')
+      const result = await instance().getUsage(c.var.actor, c.req.valid('param').id, {
+        days: query.days,
+        includePredecessors: query.include_predecessors === 'true',
+      })
+      return result.ok ? c.json(toUsageObject(result.value), 200) : problem(c, result.error)
+    })
+    .openapi(routes.deliveries, async (c) => {
+      const result = await instance().listDeliveries(c.var.actor, c.req.valid('param').id)
+      return result.ok ? c.json(result.value.map(toDeliveryObject), 200) : problem(c, result.error)
+    })
 
-  app.openapi(
-    routes.deliveries,
-    async (c) => answer(c, await instance().listDeliveries(c.var.actor, c.req.valid('param').id), 200, (list) => list) as never,
-  )
-
-  app.notFound((c) => problem(c, fail('route_not_found').error))
+  // Registered last and outside the typed chain: unknown paths, other methods and a trailing slash
+  // under the mount point are answered by the router itself, mounted or bridged alike.
+  app.all('*', routeFallback(app, routes, problem))
   app.onError((error, c) => {
     if (error instanceof HTTPException) {
       if (error.status === 415) return problem(c, fail('unsupported_media_type').error)
@@ -352,22 +205,5 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     console.error('keyward: unexpected error in the keys router:', error instanceof Error ? error.message : error)
     return problem(c, fail('internal_error').error)
   })
-
-  return app
-}
-
-/**
- * `curl -X POST -H 'Content-Type: application/json' .../rotate` with no body means "no options",
- * not malformed JSON: the body is optional on rotate.
- */
-async function emptyBodyAsEmptyObject(c: Context, next: () => Promise<void>) {
-  // Hono keeps the body promise in bodyCache; its type names the resolved value.
-  if (c.req.header('content-type') !== undefined && (await c.req.text()).trim() === '') {
-    ;(c.req.bodyCache as Record<string, unknown>).text = Promise.resolve('{}')
-  }
-  await next()
-}
-
-function problemResponse(description: string) {
-  return { description, content: { 'application/problem+json': { schema: problemSchema } } }
+  return router
 }

@@ -1,4 +1,12 @@
-import { ERRORS, type ErrorCode, type KeywardError, toProblem, type VerifyErrorCode, wwwAuthenticate } from '../core/errors.js'
+import {
+  ERRORS,
+  type ErrorCode,
+  type ErrorStatus,
+  type KeywardError,
+  toProblem,
+  type VerifyErrorCode,
+  wwwAuthenticate,
+} from '../core/errors.js'
 
 /**
  * The one place where an error value becomes HTTP: status, headers and an RFC 9457 body. Both the
@@ -12,7 +20,10 @@ export interface HttpAnswer {
 
 export const PROBLEM_JSON = 'application/problem+json'
 
-export function problemAnswer(error: KeywardError, options: { realm: string; scope?: readonly string[] }): HttpAnswer {
+export function problemAnswer(
+  error: KeywardError,
+  options: { realm: string; scope?: readonly string[] },
+): HttpAnswer & { status: ErrorStatus } {
   const problem = toProblem(error)
   const headers: Record<string, string> = { 'content-type': PROBLEM_JSON }
   const challenge = wwwAuthenticate(error.code, options.realm, error.detail, options.scope)
@@ -46,10 +57,6 @@ export function rejectionAnswers<T = HttpAnswer>(
   encode: (answer: HttpAnswer) => T = (answer) => answer as T,
 ): Record<RejectionCode, T> {
   return Object.fromEntries(REJECTION_CODES.map((code) => [code, encode(answerFor(code, realm))])) as Record<RejectionCode, T>
-}
-
-export function toResponse(answer: HttpAnswer): Response {
-  return new Response(answer.body, { status: answer.status, headers: answer.headers })
 }
 
 /** Header names are validated once, when a middleware is built. */

@@ -10,6 +10,7 @@ import {
   scopesSchema,
   webhookUrlSchema,
 } from '../core/schemas.js'
+import { ENVIRONMENTS, KEY_STATUSES } from '../core/types.js'
 
 /**
  * The wire shapes of the management API (snake_case, as the seeds), built from the core's field
@@ -54,7 +55,7 @@ export const rotateKeyBody = z
 export const listKeysQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).optional().meta({ description: 'Page size, 1-100 (default 20).' }),
   cursor: z.string().max(512).optional().meta({ description: 'From the Link rel="next" header of the previous page.' }),
-  status: z.enum(['active', 'expired', 'revoked', 'rotating', 'rotated']).optional(),
+  status: z.enum(KEY_STATUSES).optional(),
   project_id: projectIdSchema.optional(),
   environment: environmentSchema.optional(),
 })
@@ -77,12 +78,12 @@ export const keyObjectSchema = z
     tenant_id: z.string(),
     project_id: z.string().nullable(),
     name: z.string(),
-    environment: z.enum(['live', 'test']),
+    environment: z.enum(ENVIRONMENTS),
     key_prefix: z.string().meta({ example: 'sk_live_f8a3' }),
     key_suffix: z.string(),
     scopes: z.array(z.string()),
     metadata: z.record(z.string(), z.unknown()),
-    status: z.enum(['active', 'expired', 'revoked', 'rotating', 'rotated']),
+    status: z.enum(KEY_STATUSES),
     created_at: instant,
     updated_at: instant,
     last_used_at: instant.nullable(),
@@ -106,10 +107,10 @@ export const createdKeySchema = keyObjectSchema
 
 export const rotatedKeySchema = keyObjectSchema
   .extend({
+    key: z.string().meta({ description: 'The new secret. Shown once.' }),
     old_key_id: z.string(),
     new_key_id: z.string(),
-    key: z.string().meta({ description: 'The new secret. Shown once.' }),
-    grace_expires_at: instant.meta({ description: 'Until when the old key keeps working.' }),
+    old_key: keyObjectSchema.meta({ description: 'The rotated-out key: `rotating` until its `grace_expires_at`.' }),
   })
   .meta({ id: 'RotatedApiKey' })
 

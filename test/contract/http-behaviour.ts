@@ -497,7 +497,7 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
           key: manager.key,
           json: { grace_period_seconds: 0 },
         })
-        await expectProblem(response, 403, 'insufficient_scope')
+        await expectProblem(response, 403, 'forbidden')
         expect(await stored(kw)).toEqual(before)
         expect((await request('/v1/me', { key: broader.key })).status).toBe(200)
       })
@@ -754,7 +754,7 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
     })
 
     describe('rotation', () => {
-      it('rotates a key: 201 with old_key_id, new_key_id, the new secret and grace_expires_at, and the new key works', async () => {
+      it('rotates a key: 201 with the new key, its secret, and the old key with its grace_expires_at; the new key works', async () => {
         const { kw, clock, admin, request } = await start()
         const old = await mint(kw, { tenantId: TENANT }, { name: 'billing', scopes: ['orders:read'], metadata: { team: 'b' } })
         const response = await request(`/api-keys/${old.id}/rotate`, {
@@ -771,7 +771,9 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
           scopes: ['orders:read'],
           metadata: { team: 'b' },
           rotated_from_key_id: old.id,
-          grace_expires_at: new Date(clock.ms + 600 * SECOND).toISOString(),
+          status: 'active',
+          grace_expires_at: null,
+          old_key: { id: old.id, status: 'rotating', grace_expires_at: new Date(clock.ms + 600 * SECOND).toISOString() },
         })
         expect(rotated.new_key_id).not.toBe(old.id)
         expect(rotated.key).toMatch(/^sk_live_/)
@@ -812,7 +814,7 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         const old = await mint(kw, { tenantId: TENANT }, { name: 'billing' })
         const response = await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key })
         expect(response.status).toBe(201)
-        expect((await readJson(response)).grace_expires_at).toBe(new Date(clock.ms + 3600 * SECOND).toISOString())
+        expect((await readJson(response)).old_key.grace_expires_at).toBe(new Date(clock.ms + 3600 * SECOND).toISOString())
       })
 
       it('rejects a grace period over 30 days, negative or fractional with 400', async () => {
@@ -881,7 +883,7 @@ function routesOf(id: string): [string, string][] {
 async function mint(kw: Keyward, actor: Actor, input: CreateKeyInput): Promise<Minted> {
   const created = await kw.createKey(actor, input)
   if (!created.ok) throw new Error(`bootstrap failed: ${JSON.stringify(created.error)}`)
-  return { key: created.value.key, id: created.value.record.id }
+  return { key: created.value.key, id: created.value.apiKey.id }
 }
 
 /**
@@ -891,7 +893,7 @@ async function mint(kw: Keyward, actor: Actor, input: CreateKeyInput): Promise<M
 async function stored(kw: Keyward, tenantId = TENANT) {
   const listed = await kw.listKeys({ tenantId }, { limit: 100 })
   if (!listed.ok) throw new Error(listed.error.detail)
-  return listed.value.items.map(({ last_used_at: _ignored, ...rest }) => rest)
+  return listed.value.items.map(({ lastUsedAt: _ignored, ...rest }) => rest)
 }
 
 /** Asserts an RFC 9457 problem with keyward's code, and no stack trace; returns the body. */

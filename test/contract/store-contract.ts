@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { statusOf } from '../../src/core/decide.js'
 import { generateKey, hashKey, newId } from '../../src/core/key-format.js'
-import type { ApiKeyRecord, KeyStatus, KeyStore, WebhookDelivery } from '../../src/core/types.js'
+import { statusOf } from '../../src/core/records.js'
+import type { KeyStore } from '../../src/core/store.js'
+import type { ApiKeyRecord, KeyStatus, WebhookDelivery } from '../../src/core/types.js'
 
 /**
  * One behaviour suite for every store (drizzle-orm's `tests()` habit): the SQLite and PostgreSQL

@@ -1,4 +1,4 @@
-import type { KeyStore } from '../../src/core/types.js'
+import type { KeyStore } from '../../src/core/store.js'
 
 export type InstrumentedStore = KeyStore & {
   /** How many times each method was called. */

@@ -4,20 +4,10 @@ import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import pg from 'pg'
-import {
-  type ApiKeyRecord,
-  type ChangeBatch,
-  type KeyPatch,
-  type KeyStore,
-  type ListKeysQuery,
-  type RotateOutcome,
-  type RotateRequest,
-  StoreUnavailableError,
-  type UsageDay,
-  type UsageIncrement,
-  type WebhookDelivery,
-} from '../../core/types.js'
+import { type ChangeBatch, type KeyStore, type RotateOutcome, type RotateRequest, StoreUnavailableError } from '../../core/store.js'
+import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
 import { afterCursor, statusCondition, usageRows } from '../conditions.js'
+import { isPostgresUrl } from '../open.js'
 import * as schema from './schema.js'
 import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
 
@@ -31,7 +21,6 @@ export const CHANGES_CHANNEL = 'keyward_changes'
 export interface PostgresStoreOptions {
   /**
    * A `postgres://` or `postgresql://` URL. The store opens (and closes) its own pool on it.
-   * @default process.env.KEYWARD_DATABASE_URL
    */
   url?: string
   /**
@@ -81,9 +70,9 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       throw new Error('keyward: option "pool" must be a node-postgres Pool or a drizzle instance over one')
     }
   } else {
-    const url = options.url ?? process.env.KEYWARD_DATABASE_URL
-    if (url === undefined || !/^postgres(ql)?:\/\//.test(url)) {
-      throw new Error('keyward: option "url" must be a postgres:// URL (or set KEYWARD_DATABASE_URL)')
+    const url = options.url
+    if (url === undefined || !isPostgresUrl(url)) {
+      throw new Error('keyward: option "url" must be a postgres:// URL (or give "pool")')
     }
     pool = new pg.Pool({
       connectionString: url,

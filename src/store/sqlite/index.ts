@@ -3,20 +3,10 @@ import Database from 'better-sqlite3'
 import { and, asc, desc, eq, gt, inArray, isNull, lte, or, sql, sum } from 'drizzle-orm'
 import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
-import {
-  type ApiKeyRecord,
-  type ChangeBatch,
-  type KeyPatch,
-  type KeyStore,
-  type ListKeysQuery,
-  type RotateOutcome,
-  type RotateRequest,
-  StoreUnavailableError,
-  type UsageDay,
-  type UsageIncrement,
-  type WebhookDelivery,
-} from '../../core/types.js'
+import { type ChangeBatch, type KeyStore, type RotateOutcome, type RotateRequest, StoreUnavailableError } from '../../core/store.js'
+import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
 import { afterCursor, statusCondition, usageRows } from '../conditions.js'
+import { sqlitePathFromUrl } from '../open.js'
 import * as schema from './schema.js'
 import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
 
@@ -27,7 +17,7 @@ const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.
 export interface SqliteStoreOptions {
   /**
    * A file path (`./keyward.db`, `file:./keyward.db`, `sqlite:./keyward.db`) or `:memory:`.
-   * @default process.env.KEYWARD_DATABASE_URL ?? './keyward.db'
+   * @default './keyward.db'
    */
   url?: string
   /** Use this open better-sqlite3 database (or a drizzle instance over one) instead of `url`. */
@@ -41,11 +31,6 @@ export interface SqliteStoreOptions {
 
 type Db = BetterSQLite3Database<typeof schema>
 
-/** `sqlite:./x.db` or `file:./x.db` → `./x.db`. */
-export function sqlitePathFromUrl(url: string): string {
-  return url.replace(/^sqlite:(\/\/)?/, '').replace(/^file:(\/\/)?/, '')
-}
-
 /**
  * Opens (and migrates) an SQLite key store. WAL mode lets readers and the one writer of several
  * processes work side by side; `busy_timeout` makes a writer wait for the lock instead of failing.
@@ -57,7 +42,7 @@ export function createSqliteStore(options: SqliteStoreOptions = {}): SqliteStore
     const given = options.database as Database.Database & { $client?: Database.Database }
     client = given.$client ?? given
   } else {
-    const url = options.url ?? process.env.KEYWARD_DATABASE_URL ?? './keyward.db'
+    const url = options.url ?? './keyward.db'
     client = new Database(sqlitePathFromUrl(url))
     owned = true
   }

@@ -1,5 +1,5 @@
-import type { VerifyErrorCode } from './errors.js'
-import type { ApiKeyRecord, KeyStatus, VerifiedKey } from './types.js'
+import type { VerifyErrorCode } from '../errors.js'
+import type { ApiKeyRecord, VerifiedKey } from '../types.js'
 
 /**
  * What verification needs of a key row, precomputed once per cache fill: the frozen value handed
@@ -47,17 +47,6 @@ export function verdictInput(record: ApiKeyRecord): KeyVerdictInput {
     expiresAtMs: record.expiresAt?.getTime() ?? null,
     graceEndsAtMs: record.replacedByKeyId !== null ? (record.graceExpiresAt?.getTime() ?? 0) : null,
   }
-}
-
-/** The status shown in listings, derived from the same instants as `decide`. */
-export function statusOf(record: ApiKeyRecord, now: Date): KeyStatus {
-  const nowMs = now.getTime()
-  if (record.revokedAt !== null) return 'revoked'
-  if (record.expiresAt !== null && nowMs >= record.expiresAt.getTime()) return 'expired'
-  if (record.replacedByKeyId !== null) {
-    return record.graceExpiresAt !== null && nowMs < record.graceExpiresAt.getTime() ? 'rotating' : 'rotated'
-  }
-  return 'active'
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,6 +1,6 @@
-import type { KeyStore, UsageIncrement } from './types.js'
-
-const DAY_MS = 86_400_000
+import { DAY_MS } from '../records.js'
+import type { KeyStore } from '../store.js'
+import type { UsageIncrement } from '../types.js'
 
 /** `YYYY-MM-DD` of an instant, UTC. */
 export function utcDay(ms: number): string {

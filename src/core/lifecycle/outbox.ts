@@ -1,0 +1,124 @@
+import { fail, ok, type Result } from '../errors.js'
+import { checkActor } from '../management/inputs.js'
+import { findVisible } from '../management/lookup.js'
+import { requireScope } from '../management/policy.js'
+import { errorMessage } from '../options.js'
+import type { Runtime } from '../runtime.js'
+import type { KeyStore } from '../store.js'
+import type { Actor, DeliveryView, WebhookDelivery } from '../types.js'
+import { openPayload, webhookHeaders } from './signing.js'
+
+/** What a delivery attempt needs from the network: one POST, its status, nothing followed. */
+export type WebhookSend = (request: { url: string; headers: Record<string, string>; body: string; timeoutMs: number }) => Promise<{
+  status: number
+}>
+
+/** The POST of the standard `fetch`; redirects are answers, never followed (Standard Webhooks). */
+export const fetchSend: WebhookSend = async ({ url, headers, body, timeoutMs }) => {
+  const response = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) })
+  await response.body?.cancel().catch(() => undefined)
+  return { status: response.status }
+}
+
+/**
+ * The webhook outbox: deliveries are rows written in the same transaction as the change they
+ * announce, claimed by one process at a time, retried with backoff and jitter, and settled once
+ * (the payload, which may hold a secret, is wiped then).
+ */
+export class Outbox {
+  readonly #runtime: Runtime
+  readonly #send: WebhookSend
+
+  constructor(runtime: Runtime, send: WebhookSend) {
+    this.#runtime = runtime
+    this.#send = send
+  }
+
+  /** Sends every due delivery once (claimed, so concurrent schedulers never double-send). */
+  async deliverDue(): Promise<{ delivered: number; failed: number }> {
+    const store = await this.#runtime.openStore()
+    const now = this.#runtime.now()
+    const timeoutMs = this.#runtime.options.webhookTimeoutMs
+    const claimed = await store.claimDeliveries(now, new Date(now.getTime() + timeoutMs * 3), 50)
+    let delivered = 0
+    let failed = 0
+    await Promise.all(
+      claimed.map(async (delivery) => {
+        const settled = await this.#attempt(store, delivery)
+        if (settled === 'succeeded') delivered++
+        if (settled === 'failed') failed++
+      }),
+    )
+    return { delivered, failed }
+  }
+
+  /** Rotation webhook deliveries for a key (and the rotation that produced it), newest first. */
+  async listDeliveries(actor: Actor, id: string): Promise<Result<DeliveryView[]>> {
+    const denied = checkActor(actor) ?? requireScope(actor, 'api_keys:read')
+    if (denied) return denied
+    return this.#runtime.guard(async (store) => {
+      const record = await findVisible(store, actor, id)
+      if (record === null) return fail('not_found')
+      const keyIds = record.rotatedFromKeyId === null ? [record.id] : [record.id, record.rotatedFromKeyId]
+      const deliveries = await store.listDeliveries(record.tenantId, keyIds)
+      return ok(deliveries.map(({ payload: _payload, lockedUntil: _lockedUntil, tenantId: _tenantId, ...view }) => view))
+    })
+  }
+
+  async #attempt(store: KeyStore, delivery: WebhookDelivery): Promise<WebhookDelivery['status']> {
+    const { clock, pepper, webhookTimeoutMs, retryScheduleSeconds } = this.#runtime.options
+    const startedAt = clock.monotonic()
+    const attemptAt = this.#runtime.now()
+    let status: number | null = null
+    let error: string | null = null
+    let gone = false
+    const key = delivery.newKeyId === null ? null : await store.findKey(delivery.tenantId, delivery.newKeyId)
+    const secret = key?.rotationWebhookSecret ?? null
+    if (delivery.payload === null || secret === null) {
+      error = 'the payload or the signing secret is no longer available'
+      gone = true
+    } else {
+      try {
+        const body = openPayload(delivery.payload, pepper)
+        // The receiver checks this against its own wall clock (replay tolerance), so it is real
+        // time, not the injected business clock.
+        const timestamp = Math.floor(Date.now() / 1000)
+        const headers = webhookHeaders(secret, delivery.id, timestamp, body)
+        status = (await this.#send({ url: delivery.url, headers, body, timeoutMs: webhookTimeoutMs })).status
+        // Standard Webhooks: only 2xx is success; a redirect is a failure; 410 disables the endpoint.
+        if (status < 200 || status >= 300) error = `HTTP ${status}`
+        gone = status === 410
+      } catch (cause) {
+        error = errorMessage(cause)
+      }
+    }
+    const attempts = [
+      ...delivery.attempts,
+      { at: attemptAt.toISOString(), status, error, durationMs: Math.round(clock.monotonic() - startedAt) },
+    ]
+    const succeeded = error === null
+    const exhausted = gone || attempts.length > retryScheduleSeconds.length
+    const next: WebhookDelivery = {
+      ...delivery,
+      attempts,
+      status: succeeded ? 'succeeded' : exhausted ? 'failed' : 'pending',
+      nextAttemptAt:
+        succeeded || exhausted ? null : new Date(attemptAt.getTime() + jitter(retryScheduleSeconds[attempts.length - 1] ?? 60) * 1000),
+      lockedUntil: null,
+      updatedAt: attemptAt,
+      // Once settled, the copy of the new secret is wiped.
+      payload: succeeded || exhausted ? null : delivery.payload,
+    }
+    await store.saveDelivery(next)
+    if (gone && key !== null && key.rotationIntervalDays !== null) {
+      // Nobody would receive the next secret: stop rotating this key on a schedule.
+      await store.updateKey(key.tenantId, key.id, { rotationIntervalDays: null, nextRotationAt: null }, attemptAt)
+    }
+    return next.status
+  }
+}
+
+/** Up to 20 % more, so retries of many deliveries spread out. */
+function jitter(seconds: number): number {
+  return seconds * (1 + Math.random() * 0.2)
+}

@@ -1,0 +1,109 @@
+import { newId } from '../key-format.js'
+import { positive } from '../options.js'
+import { mintSuccessor } from '../records.js'
+import type { Runtime } from '../runtime.js'
+import type { WebhookDelivery } from '../types.js'
+import type { Outbox } from './outbox.js'
+import { sealPayload } from './signing.js'
+
+export interface SchedulerRun {
+  rotated: number
+  delivered: number
+  failed: number
+}
+
+/**
+ * Scheduled rotation: every key whose `next_rotation_at` has passed is rotated and its new secret
+ * queued for its webhook, in one transaction. Safe to run from several processes at once: each due
+ * time rotates once (the store's conditional update) and each delivery attempt is claimed by one
+ * process. Nothing runs on a hidden timer: the host calls `run()` from cron or starts the loop.
+ */
+export class RotationScheduler {
+  readonly #runtime: Runtime
+  readonly #outbox: Outbox
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<unknown> | undefined
+
+  constructor(runtime: Runtime, outbox: Outbox) {
+    this.#runtime = runtime
+    this.#outbox = outbox
+  }
+
+  async run(options: { limit?: number } = {}): Promise<SchedulerRun> {
+    const store = await this.#runtime.openStore()
+    const { prefix, pepper, defaultGraceSeconds } = this.#runtime.options
+    const now = this.#runtime.now()
+    let rotated = 0
+    for (const due of await store.findDueRotations(now, options.limit ?? 100)) {
+      if (due.nextRotationAt === null || due.rotationWebhookUrl === null || due.rotationWebhookSecret === null) continue
+      const graceExpiresAt = new Date(now.getTime() + defaultGraceSeconds * 1000)
+      const { record: newKey, key } = mintSuccessor(due, now, prefix, pepper)
+      const body = JSON.stringify({
+        type: 'api_key.rotated',
+        timestamp: now.toISOString(),
+        data: {
+          old_key_id: due.id,
+          new_key_id: newKey.id,
+          key,
+          key_prefix: newKey.keyPrefix,
+          grace_expires_at: graceExpiresAt.toISOString(),
+          tenant_id: due.tenantId,
+          project_id: due.projectId,
+          name: due.name,
+          next_rotation_at: newKey.nextRotationAt?.toISOString() ?? null,
+        },
+      })
+      const delivery: WebhookDelivery = {
+        id: newId('msg'),
+        tenantId: due.tenantId,
+        keyId: due.id,
+        newKeyId: newKey.id,
+        eventType: 'api_key.rotated',
+        url: due.rotationWebhookUrl,
+        payload: sealPayload(body, pepper),
+        status: 'pending',
+        attempts: [],
+        nextAttemptAt: now,
+        lockedUntil: null,
+        createdAt: now,
+        updatedAt: now,
+      }
+      const outcome = await store.rotateKey({
+        tenantId: due.tenantId,
+        oldKeyId: due.id,
+        newKey,
+        graceExpiresAt,
+        now,
+        expectedNextRotationAt: due.nextRotationAt,
+        delivery,
+      })
+      if (outcome.ok) {
+        rotated++
+        this.#runtime.evict(outcome.oldKey.keyHash)
+      }
+    }
+    return { rotated, ...(await this.#outbox.deliverDue()) }
+  }
+
+  /** Runs `run()` now and then every `intervalMs` until `stop()`. */
+  start(options: { intervalMs?: number } = {}): void {
+    if (this.#timer !== undefined) return
+    const intervalMs = positive(options.intervalMs ?? 30_000, 'intervalMs')
+    const tick = () => {
+      this.#running ??= this.run()
+        .catch((error) => this.#runtime.options.onError(error, 'scheduled rotation'))
+        .finally(() => {
+          this.#running = undefined
+        })
+    }
+    this.#timer = setInterval(tick, intervalMs)
+    tick()
+  }
+
+  /** Stops the loop and waits for a run in progress. */
+  async stop(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+    await this.#running
+  }
+}
