@@ -9,7 +9,8 @@
  * Every route answers `GET /v1/ping` with the same `ok`, so the only difference between scenarios
  * is the middleware in front of it. Usage writes are counted by wrapping the store's bulk write
  * (`recordUsage`), and every INSERT/UPDATE/DELETE statement the driver executes (better-sqlite3's
- * `prepare`, node-postgres' `Client#query`).
+ * `prepare`, node-postgres' `Client#query`). Each `stats` answer carries the process's CPU time
+ * and resident set size, so unbounded memory growth shows between runs.
  */
 import { hash } from 'node:crypto'
 import type { Server } from 'node:http'
@@ -18,7 +19,7 @@ import Database from 'better-sqlite3'
 import type { RequestHandler } from 'express'
 import type { Keyward } from '../src/core/keyward.js'
 import type { KeyStore } from '../src/core/store.js'
-import { keyward, openStore } from '../src/index.js'
+import { keyward } from '../src/index.js'
 
 export type ServerKind =
   | 'hono-bare'
@@ -39,6 +40,13 @@ export interface ServerConfig {
   /** The key whose usage is checked at the end. */
   keyId?: string
   tenantId?: string
+  /**
+   * Every key of the store is presented (the beyond-the-cache stores): check the usage of the
+   * whole store instead of `keyId`'s.
+   */
+  checkAllKeys?: boolean
+  /** keyward's `cache.max` (its default when absent). */
+  cacheMax?: number
 }
 
 /** What the parent reads between rounds; counters only grow. */
@@ -47,6 +55,8 @@ export interface ServerStats {
   usageWrites: number
   /** Rows handed to `recordUsage` (one per key and day). */
   usageRows: number
+  /** Rows that repeated a key and day already in the same write (there should be none). */
+  usageDuplicateRows: number
   /** Requests those writes counted. */
   usageRequests: number
   /** SQL INSERT/UPDATE/DELETE statements executed (null for a server without a store). */
@@ -57,15 +67,18 @@ export interface ServerStats {
   writeTimesMs: number[]
   /** CPU time this process has used (user + system, µs). */
   cpuUs: number
+  /** `process.memoryUsage().rss` when the stats were taken, bytes. */
+  rssBytes: number
   /** Filled by 'finish': what the store holds for the checked key after a final flush. */
   check?: UsageCheck
 }
 
 export interface UsageCheck {
-  /** Requests recorded for the key since this server started, read back from the store. */
+  /** Requests recorded for the checked keys since this server started, read back from the store. */
   storedRequests: number
   /** Requests this server counted and wrote. */
   countedRequests: number
+  /** The checked key's `last_used_at` (checking a whole store: the latest of its keys'). */
   lastUsedAt: string | null
   startedAt: string
 }
@@ -75,11 +88,13 @@ type Message = { type: 'stats' } | { type: 'finish' } | { type: 'stop' }
 const stats: ServerStats = {
   usageWrites: 0,
   usageRows: 0,
+  usageDuplicateRows: 0,
   usageRequests: 0,
   sqlWriteStatements: null,
   sqlUsageStatements: null,
   writeTimesMs: [],
   cpuUs: 0,
+  rssBytes: 0,
 }
 const startedAt = new Date()
 /** Usage writes in progress (PostgreSQL's are asynchronous, so a count rather than a flag). */
@@ -95,6 +110,7 @@ function countWriteStatement(): void {
 function snapshot(): ServerStats {
   const cpu = process.cpuUsage()
   stats.cpuUs = cpu.user + cpu.system
+  stats.rssBytes = process.memoryUsage().rss
   return stats
 }
 
@@ -142,7 +158,13 @@ function countUsageWrites(store: KeyStore): KeyStore {
   store.recordUsage = async (increments) => {
     stats.usageWrites++
     stats.usageRows += increments.length
-    for (const increment of increments) stats.usageRequests += increment.count
+    const seen = new Set<string>()
+    for (const increment of increments) {
+      stats.usageRequests += increment.count
+      const row = `${increment.keyId} ${increment.day}`
+      if (seen.has(row)) stats.usageDuplicateRows++
+      seen.add(row)
+    }
     stats.writeTimesMs.push(Math.round(performance.now()))
     usageWritesInFlight++
     try {
@@ -154,20 +176,32 @@ function countUsageWrites(store: KeyStore): KeyStore {
   return store
 }
 
-async function openKeyward(database: string): Promise<{ kw: Keyward; store: KeyStore; close: () => Promise<void> }> {
+async function openKeyward(
+  database: string,
+  cacheMax: number | undefined,
+): Promise<{ kw: Keyward; store: KeyStore; sqlite: Database.Database | undefined; close: () => Promise<void> }> {
   const isPostgres = /^postgres(ql)?:\/\//.test(database)
-  if (isPostgres) await countPostgresWrites()
-  const sqlite = isPostgres ? undefined : countSqlWrites(new Database(database))
-  const store = countUsageWrites(await openStore(sqlite ?? database))
+  let sqlite: Database.Database | undefined
+  let opened: KeyStore
+  if (isPostgres) {
+    await countPostgresWrites()
+    const { createPostgresStore } = await import('../src/store/postgres/index.js')
+    opened = await createPostgresStore({ url: database })
+  } else {
+    const { createSqliteStore } = await import('../src/store/sqlite/index.js')
+    sqlite = countSqlWrites(new Database(database))
+    opened = createSqliteStore({ database: sqlite })
+  }
+  const store = countUsageWrites(opened)
   // Everything else is keyward's default configuration: cache on, usage flushed every second.
-  const kw = keyward({ store })
+  const kw = keyward({ store, ...(cacheMax !== undefined && { cache: { max: cacheMax } }) })
   await kw.ready()
   const close = async () => {
     await kw.close()
     // A database handed to the store stays ours to close (this also checkpoints the WAL).
     sqlite?.close()
   }
-  return { kw, store, close }
+  return { kw, store, sqlite, close }
 }
 
 /** Loads a module that may not exist yet (adapters written in parallel), without tsc resolving it. */
@@ -225,12 +259,59 @@ async function expressApp(kind: ServerKind, kw: Keyward | undefined) {
   })
 }
 
+/** What the store holds for the checked keys: requests counted so far, and the latest use. */
+interface UsageReader {
+  totalRequests(): Promise<number>
+  latestUse(): Promise<Date | null>
+}
+
+/**
+ * One key through the store's own reads; a whole store (200,000 keys) through two plain SQL
+ * aggregates, instead of 200,000 ids through the store's per-key reads, which would cost the
+ * server seconds of CPU (and show in its --cpu-prof profile).
+ */
+async function usageReader(config: ServerConfig, opened: Awaited<ReturnType<typeof openKeyward>>): Promise<UsageReader | undefined> {
+  if (config.checkAllKeys) {
+    const totalSql = 'select coalesce(sum(request_count), 0) as total from api_key_usage'
+    const latestSql = 'select max(last_used_at) as latest from api_keys'
+    const toDate = (value: unknown) => (value === null || value === undefined ? null : new Date(value as number | string | Date))
+    if (opened.sqlite !== undefined) {
+      const sqlite = opened.sqlite
+      return {
+        totalRequests: async () => Number((sqlite.prepare(totalSql).get() as { total: number }).total),
+        latestUse: async () => toDate((sqlite.prepare(latestSql).get() as { latest: unknown }).latest),
+      }
+    }
+    const { default: pg } = await import('pg')
+    const query = async (text: string) => {
+      const client = new pg.Client({ connectionString: config.database })
+      await client.connect()
+      try {
+        return (await client.query(text)).rows[0] as Record<string, unknown>
+      } finally {
+        await client.end()
+      }
+    }
+    return {
+      totalRequests: async () => Number((await query(totalSql)).total),
+      latestUse: async () => toDate((await query(latestSql)).latest),
+    }
+  }
+  const { keyId, tenantId } = config
+  if (keyId === undefined || tenantId === undefined) return undefined
+  return {
+    totalRequests: () => opened.store.totalRequests([keyId]),
+    latestUse: async () => (await opened.store.findKey(tenantId, keyId))?.lastUsedAt ?? null,
+  }
+}
+
 async function main(): Promise<void> {
   const config = JSON.parse(process.env.KEYWARD_BENCH_SERVER ?? '{}') as ServerConfig
   const needsKeys = config.kind.endsWith('-auth')
   if (needsKeys && config.database === undefined) throw new Error(`${config.kind} needs a database`)
-  const opened = needsKeys ? await openKeyward(config.database as string) : undefined
-  const baseline = opened && config.keyId ? await opened.store.totalRequests([config.keyId]) : 0
+  const opened = needsKeys ? await openKeyward(config.database as string, config.cacheMax) : undefined
+  const usage = opened === undefined ? undefined : await usageReader(config, opened)
+  const baseline = (await usage?.totalRequests()) ?? 0
   const server = config.kind.startsWith('hono')
     ? await honoApp(config.kind, opened?.kw, config.presentedKey)
     : await expressApp(config.kind, opened?.kw)
@@ -254,14 +335,14 @@ async function main(): Promise<void> {
     if (message.type === 'finish') {
       void (async () => {
         try {
-          if (opened !== undefined && config.keyId !== undefined && config.tenantId !== undefined) {
+          if (opened !== undefined && usage !== undefined) {
             await opened.kw.flushUsage()
-            const total = await opened.store.totalRequests([config.keyId])
-            const record = await opened.store.findKey(config.tenantId, config.keyId)
+            const total = await usage.totalRequests()
+            const lastUsedAt = await usage.latestUse()
             stats.check = {
               storedRequests: total - baseline,
               countedRequests: stats.usageRequests,
-              lastUsedAt: record?.lastUsedAt?.toISOString() ?? null,
+              lastUsedAt: lastUsedAt?.toISOString() ?? null,
               startedAt: startedAt.toISOString(),
             }
           }
