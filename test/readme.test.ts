@@ -18,7 +18,8 @@ import { type ReadmeBlock, readmeTypeScriptBlocks } from './helpers/readme.js'
  * - A failure names the README line and the compiler's message.
  * - The blocks are compiled as one program (one compile, a few seconds), so a global augmentation
  *   that one block imports (keyward/express's `req.apiKey`, hono/jwt's `jwtPayload`) is visible in
- *   all; the packed-package test type-checks the `ts-program` blocks each on its own terms.
+ *   all. test/package.test.ts type-checks the `ts-program` blocks again, against the published
+ *   declarations and `@types/express`, as a consumer project.
  */
 const ASSUMED: Record<string, string> = {
   'hono-app': "declare const app: import('hono').Hono",
