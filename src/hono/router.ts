@@ -24,7 +24,12 @@ export interface KeysRouterOptions extends KeyExtractionOptions {
    * optionally project and scopes) the caller acts for, or null to fall back to an API key.
    *
    * @example
-   * authenticate: (c) => ({ tenantId: c.get('jwtPayload').tenant_id })
+   * // With hono/jwt in front, on `new Hono<Env>()` where
+   * // type Env = { Variables: JwtVariables<{ tenant_id?: string }> }:
+   * authenticate: (c: Context<Env>) => {
+   *   const tenantId = c.get('jwtPayload').tenant_id
+   *   return tenantId ? { tenantId } : null
+   * }
    */
   authenticate?: (c: Context) => Actor | null | undefined | Promise<Actor | null | undefined>
   /**

@@ -317,6 +317,20 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         expect(await readJson(response)).toMatchObject({ id: admin.id, name: 'admin', tenant_id: TENANT, status: 'active' })
       })
 
+      // Issue 12, defect 12: the README says management calls made with a key are uses of that key.
+      it('counts a management call made with a key as a use of that key, in its usage and last_used_at', async () => {
+        const { kw, clock, admin, request } = await start()
+        expect((await request('/api-keys', { key: admin.key })).status).toBe(200)
+        expect((await request(`/api-keys/${admin.id}`, { bearer: admin.key })).status).toBe(200)
+        await kw.flushUsage()
+        const usage = await kw.getUsage({ tenantId: TENANT }, admin.id)
+        if (!usage.ok) throw new Error(usage.error.detail)
+        expect({ total: usage.value.total_requests, lastUsedAt: usage.value.last_used_at }).toEqual({
+          total: 2,
+          lastUsedAt: clock.date().toISOString(),
+        })
+      })
+
       it('renames a key with PATCH and the key keeps working', async () => {
         const { kw, clock, admin, request } = await start()
         const renamed = await mint(kw, { tenantId: TENANT }, { name: 'My New Key' })
