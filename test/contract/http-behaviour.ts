@@ -325,7 +325,7 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         await kw.flushUsage()
         const usage = await kw.getUsage({ tenantId: TENANT }, admin.id)
         if (!usage.ok) throw new Error(usage.error.detail)
-        expect({ total: usage.value.total_requests, lastUsedAt: usage.value.last_used_at }).toEqual({
+        expect({ total: usage.value.totalRequests, lastUsedAt: usage.value.lastUsedAt?.toISOString() }).toEqual({
           total: 2,
           lastUsedAt: clock.date().toISOString(),
         })
