@@ -83,6 +83,9 @@ describe('isWithin', () => {
 
   it('refuses a wider range, a range elsewhere, or the other family', () => {
     expect(isWithin(['203.0.112.0/23'], ['203.0.113.0/24'])).toBe(false)
+    // Starts inside the parent but is wider than it.
+    expect(isWithin(['10.0.0.0/16'], ['10.0.0.0/24'])).toBe(false)
+    expect(isWithin(['2001:db8::/31'], ['2001:db8::/32'])).toBe(false)
     expect(isWithin(['203.0.113.0/25', '198.51.100.0/24'], ['203.0.113.0/24'])).toBe(false)
     expect(isWithin(['2001:db8::/32'], ['0.0.0.0/0'])).toBe(false)
   })

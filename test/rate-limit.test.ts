@@ -151,7 +151,10 @@ describe('LocalRateLimiter', () => {
     const subjects = [subject('key:a', perSecond(1))]
     clock.advance(5000)
     expect(limiter.consume(subjects, 1, clock.now()).ok).toBe(true)
-    expect(limiter.consume(subjects, 1, clock.now() - 4000).ok).toBe(false)
+    const behind = refusal(limiter.consume(subjects, 1, clock.now() - 4000))
+    // Answered as of the latest reading: room again 1050 ms after the admitted request.
+    expect(behind.retryAfterMs).toBe(1050)
+    expect(behind.limit.resetMs).toBe(1050)
   })
 
   it('shares a tenant limit between the keys of a tenant, named tenant:<name>', () => {

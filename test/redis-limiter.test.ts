@@ -137,6 +137,16 @@ describe.skipIf(!hasRedis)('RedisLimiter', () => {
     expect(await at(0)).toBe(false)
   })
 
+  it('counts a request from an instance whose clock is behind as of the latest reading', async () => {
+    const limiter = redisLimiter(freshRedisPrefix())
+    const subjects = [subject('key:k6b', { name: 'burst', limit: 2, windowMs: 1000 })]
+    const start = new TestClock().now()
+    expect((await limiter.consume(subjects, 1, start + 5000)).ok).toBe(true)
+    // 4.9 s behind: admitted, but counted in the current bucket, not in one long expired.
+    expect((await limiter.consume(subjects, 1, start + 100)).ok).toBe(true)
+    expect(await limiter.consume(subjects, 1, start + 5000)).toMatchObject({ ok: false, code: 'rate_limited', retryAfterMs: 1050 })
+  })
+
   it('answers exactly what the local limiter answers, request by request', async () => {
     const redis = redisLimiter(freshRedisPrefix())
     const local = new LocalRateLimiter()
