@@ -5,6 +5,7 @@ import {
   fromWireRateLimits,
   rateLimitsSchema,
   rateLimitsWireSchema,
+  tenantRateLimitsOf,
   toWireRateLimits,
 } from '../src/core/controls/schemas.js'
 import { fieldErrors } from '../src/core/schemas.js'
@@ -63,6 +64,20 @@ describe('rate limit fields', () => {
     expect(errorsOf(rateLimitsSchema, [{ name: 'tenant:minute', limit: 1, windowMs: 60_000 }])).toEqual([
       { field: '0.name', message: 'must be 1-32 characters of A-Z a-z 0-9 _ . -' },
     ])
+  })
+})
+
+describe('tenantRateLimitsOf', () => {
+  it('returns the host’s limits for a tenant, and none without the option', () => {
+    const limits = tenantRateLimitsOf((tenantId) => (tenantId === 'acme' ? [{ name: 'minute', limit: 600, windowMs: 60_000 }] : []), 'acme')
+    expect(limits).toEqual([{ name: 'minute', limit: 600, windowMs: 60_000 }])
+    expect(tenantRateLimitsOf(undefined, 'acme')).toEqual([])
+  })
+
+  it('throws naming the option, the tenant and the field when the host returns a bad limit', () => {
+    expect(() => tenantRateLimitsOf(() => [{ name: 'minute', limit: 0, windowMs: 60_000 }], 'acme')).toThrow(
+      'keyward: tenantRateLimits("acme") returned invalid limits: 0.limit must be at least 1',
+    )
   })
 })
 

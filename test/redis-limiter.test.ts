@@ -171,6 +171,16 @@ describe.skipIf(!hasRedis)('RedisLimiter', () => {
     }
   })
 
+  it('opens its own connection from a host’s ioredis client and leaves that client open', async () => {
+    const hostClient = inspector()
+    const prefix = freshRedisPrefix()
+    const limiter = new RedisLimiter({ redis: hostClient, keyPrefix: prefix })
+    const subjects = [subject('key:k10', { name: 'burst', limit: 1, windowMs: 1000 })]
+    expect((await limiter.consume(subjects, 1, Date.now())).ok).toBe(true)
+    await limiter.close()
+    expect(await hostClient.exists(`${prefix}rl:key:k10:burst:1000`)).toBe(1)
+  })
+
   it('keeps every key under its prefix with an expiry', async () => {
     const prefix = freshRedisPrefix()
     const limiter = redisLimiter(prefix)

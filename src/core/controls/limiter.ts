@@ -55,6 +55,8 @@ export interface Limiter {
    * Never rejects for an outage: that answer is the fallback's or `limiter_unavailable`.
    */
   consume(subjects: readonly LimitSubject[], cost: number, nowMs: number, credits?: CreditCharge): LimitResult | Promise<LimitResult>
+  /** Resolves once Redis is connected (at once without Redis); see `RedisLimiter.ready`. */
+  ready(): Promise<void>
   close(): Promise<void>
 }
 
@@ -83,6 +85,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
       local,
       redis: undefined,
       consume: (subjects, cost, nowMs, credits) => local.consume(subjects, cost, nowMs, credits),
+      ready: async () => {},
       close: async () => {},
     }
   }
@@ -134,6 +137,7 @@ export function createLimiter(options: LimiterOptions = {}): Limiter {
         },
       )
     },
+    ready: () => redis.ready(),
     close: () => redis.close(),
   }
 }

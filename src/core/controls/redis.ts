@@ -33,9 +33,12 @@ export class LimiterUnavailableError extends Error {
   override readonly name = 'LimiterUnavailableError'
 }
 
-/** An ioredis client: keyward opens its own connection from it (`duplicate`) with its own timeouts. */
+/**
+ * An ioredis client: keyward opens its own connection from it (`duplicate`) with its own timeouts.
+ * Typed structurally so that hosts without ioredis never need its types.
+ */
 export interface RedisClientLike {
-  duplicate(override?: Partial<RedisOptions>): unknown
+  duplicate(...args: never[]): unknown
 }
 
 export interface RedisLimiterOptions {
@@ -391,7 +394,7 @@ async function openClient(redis: string | RedisClientLike, options: Partial<Redi
     }
     client = new RedisClient(redis, options)
   } else {
-    client = redis.duplicate(options) as Redis
+    client = (redis as unknown as Redis).duplicate(options)
   }
   // Connection errors surface as failed commands (reported once per outage by the caller);
   // without a listener ioredis would print every reconnection failure.

@@ -1,5 +1,7 @@
 import { z } from 'zod'
+import { fieldErrors } from '../schemas.js'
 import { parseRange } from './ip.js'
+import type { RateLimit } from './rate-limit.js'
 
 /**
  * The field rules of per-key controls, written once (as `../schemas.ts` does for the other
@@ -72,6 +74,24 @@ export const rateLimitsWireSchema = limitList(rateLimitWireSchema).meta({
 
 export function fromWireRateLimits(limits: readonly z.infer<typeof rateLimitWireSchema>[]) {
   return limits.map(({ name, limit, window_ms }) => ({ name, limit, windowMs: window_ms }))
+}
+
+/**
+ * Calls the host's `tenantRateLimits(tenantId)` and checks what it returned with the same rules
+ * as a key's limits; once per cache fill. A bad value is a configuration error: it throws an
+ * `Error` naming the option and the field.
+ */
+export function tenantRateLimitsOf(
+  option: ((tenantId: string) => readonly RateLimit[]) | undefined,
+  tenantId: string,
+): readonly RateLimit[] {
+  if (option === undefined) return []
+  const parsed = rateLimitsSchema.safeParse(option(tenantId))
+  if (parsed.success) return parsed.data
+  const problems = fieldErrors(parsed.error, (segment) => segment)
+    .map(({ field, message }) => `${field} ${message}`)
+    .join('; ')
+  throw new Error(`keyward: tenantRateLimits(${JSON.stringify(tenantId)}) returned invalid limits: ${problems}`)
 }
 
 export function toWireRateLimits(limits: readonly { name: string; limit: number; windowMs: number }[]) {
