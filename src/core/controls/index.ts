@@ -1,0 +1,6 @@
+export * from './credits.js'
+export * from './ip.js'
+export * from './limiter.js'
+export * from './rate-limit.js'
+export * from './redis.js'
+export * from './schemas.js'

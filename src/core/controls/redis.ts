@@ -1,0 +1,416 @@
+import type { Redis, RedisOptions } from 'ioredis'
+import { bucketMsFor, type CreditCharge, type LimitResult, type LimitState, type LimitSubject } from './rate-limit.js'
+
+/**
+ * Rate limits and credits exact across instances: one Lua script per request, one round trip.
+ *
+ * The script does what `LocalRateLimiter.consume` does, atomically inside Redis: read every
+ * limit's buckets (one hash per subject and limit, fields = absolute bucket numbers, plus `t`, the
+ * latest clock admitted), read the credit counter, and only if every limit has room and the
+ * credits cover the cost, spend all of them. A refused request writes nothing but the seeding of
+ * the credit counter and the removal of buckets that left the window.
+ *
+ * Credits live in `<prefix>credits:<keyId>:<epoch>`, created on first use (`SET NX`) with the
+ * `seed` the caller passes (what the database says is left). The epoch (`creditEpoch`) changes
+ * with each PATCH of credits and each refill period, so resetting credits never means finding
+ * and deleting a counter: the next request names a fresh one, seeded anew, and the old one
+ * expires. Counters expire `creditsTtlMs` after their last use; the host must persist
+ * `peekCredits` to the database more often than that (its usage flush does), or a key idle for
+ * longer is reseeded from an older value. If Redis loses its data (a restart without
+ * persistence), counters are reseeded from the database: spending since the last flush is
+ * forgotten.
+ *
+ * The clock is the caller's `nowMs`, clamped per limit to the latest reading admitted, so
+ * instances with skewed clocks cannot push a window backwards (the ceiling holds; a skewed
+ * instance only sees the window end a little early or late).
+ *
+ * One Redis node (or a primary with replicas), not Redis Cluster: a request's keys (its key's
+ * and its tenant's) do not share a hash slot.
+ */
+
+/** Redis could not answer (down, unreachable, too slow): the caller decides to fall back or refuse. */
+export class LimiterUnavailableError extends Error {
+  override readonly name = 'LimiterUnavailableError'
+}
+
+/**
+ * An ioredis client: keyward opens its own connection from it (`duplicate`) with its own timeouts.
+ * Typed structurally so that hosts without ioredis never need its types.
+ */
+export interface RedisClientLike {
+  duplicate(...args: never[]): unknown
+}
+
+export interface RedisLimiterOptions {
+  /** A `redis://` URL, or an ioredis client to copy the connection settings from. */
+  redis: string | RedisClientLike
+  /**
+   * Prefix of every key keyward writes.
+   * @default 'keyward:'
+   */
+  keyPrefix?: string
+  /**
+   * How long one command may take before the request falls back (or fails closed).
+   * @default 500
+   */
+  commandTimeoutMs?: number
+  /**
+   * How long a connection attempt may take; requests before the first connection wait this long.
+   * @default 2000
+   */
+  connectTimeoutMs?: number
+  /**
+   * How long a credit counter lives after its last use.
+   * @default 7 days
+   */
+  creditsTtlMs?: number
+}
+
+// ARGV: now, cost, limit count, credits mode ('0' none, '1' spend), credit seed, credit TTL,
+// then per limit: limit, window ms, bucket ms. KEYS: one hash per limit, then the credit counter.
+// Returns: status (0 admitted, 1 rate limited, 2 credits exhausted), the refused limit's number,
+// credits left (-1 without credits), then per limit: remaining, reset ms, retry ms.
+const CONSUME_SCRIPT = `
+local now = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local limits = tonumber(ARGV[3])
+local clocks, firsts, currents, counts, used = {}, {}, {}, {}, {}
+local refused = 0
+for i = 1, limits do
+  local key = KEYS[i]
+  local base = 6 + (i - 1) * 3
+  local limit = tonumber(ARGV[base + 1])
+  local window = tonumber(ARGV[base + 2])
+  local bucket = tonumber(ARGV[base + 3])
+  local fields = redis.call('HGETALL', key)
+  local clock = now
+  for j = 1, #fields, 2 do
+    if fields[j] == 't' then
+      local latest = tonumber(fields[j + 1])
+      if latest > clock then clock = latest end
+    end
+  end
+  local first = math.floor((clock - window) / bucket)
+  local held = {}
+  local sum = 0
+  for j = 1, #fields, 2 do
+    local field = fields[j]
+    if field ~= 't' then
+      local index = tonumber(field)
+      if index < first then
+        redis.call('HDEL', key, field)
+      else
+        local count = tonumber(fields[j + 1])
+        held[index] = count
+        sum = sum + count
+      end
+    end
+  end
+  clocks[i] = clock
+  firsts[i] = first
+  currents[i] = math.floor(clock / bucket)
+  counts[i] = held
+  used[i] = sum
+  if refused == 0 and sum + cost > limit then refused = i end
+end
+local credits = -1
+local creditKey = KEYS[limits + 1]
+if ARGV[4] == '1' then
+  redis.call('SET', creditKey, ARGV[5], 'NX', 'PX', ARGV[6])
+  credits = tonumber(redis.call('GET', creditKey))
+end
+local status = 0
+if credits >= 0 and credits < cost then
+  status = 2
+elseif refused > 0 then
+  status = 1
+end
+if status == 0 then
+  for i = 1, limits do
+    local base = 6 + (i - 1) * 3
+    local field = string.format('%.0f', currents[i])
+    redis.call('HINCRBY', KEYS[i], field, cost)
+    redis.call('HSET', KEYS[i], 't', string.format('%.0f', clocks[i]))
+    redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[base + 2]) + tonumber(ARGV[base + 3]))
+    counts[i][currents[i]] = (counts[i][currents[i]] or 0) + cost
+    used[i] = used[i] + cost
+  end
+  if credits >= 0 then
+    credits = redis.call('DECRBY', creditKey, cost)
+    redis.call('PEXPIRE', creditKey, ARGV[6])
+  end
+end
+local out = {status, refused, credits}
+for i = 1, limits do
+  local base = 6 + (i - 1) * 3
+  local limit = tonumber(ARGV[base + 1])
+  local window = tonumber(ARGV[base + 2])
+  local bucket = tonumber(ARGV[base + 3])
+  local clock = clocks[i]
+  local held = counts[i]
+  local reset = window
+  for index = firsts[i], currents[i] do
+    if (held[index] or 0) > 0 then
+      reset = (index + 1) * bucket + window - clock
+      break
+    end
+  end
+  local retry = -1
+  if i == refused then
+    retry = window
+    local left = used[i]
+    for index = firsts[i], currents[i] do
+      left = left - (held[index] or 0)
+      if left + cost <= limit then
+        retry = (index + 1) * bucket + window - clock
+        break
+      end
+    end
+  end
+  out[#out + 1] = math.max(0, limit - used[i])
+  out[#out + 1] = reset
+  out[#out + 1] = retry
+end
+return out
+`
+
+// KEYS: the credit counter. ARGV: seed, TTL, amount. Spends min(left, amount); returns {charged, left}.
+const CHARGE_SCRIPT = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+local left = tonumber(redis.call('GET', KEYS[1]))
+local charged = math.min(left, math.max(0, tonumber(ARGV[3])))
+if charged > 0 then left = redis.call('DECRBY', KEYS[1], charged) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {charged, left}
+`
+
+type ScriptedRedis = Redis & {
+  keywardConsume(...args: (string | number)[]): Promise<number[]>
+  keywardCharge(key: string, seed: number, ttlMs: number, amount: number): Promise<[number, number]>
+}
+
+/** What a subject contributes to the script, built once per subject object (once per cache fill). */
+interface SubjectArgs {
+  keys: string[]
+  argv: number[]
+}
+
+/**
+ * The Redis-backed limiter. Loads ioredis on first use, so hosts without Redis never need it.
+ *
+ * @example
+ * const limiter = new RedisLimiter({ redis: process.env.KEYWARD_REDIS_URL })
+ * const result = await limiter.consume(subjects, 1, Date.now(), { keyId, epoch, seed })
+ */
+export class RedisLimiter {
+  readonly #prefix: string
+  readonly #creditsTtlMs: number
+  readonly #connectTimeoutMs: number
+  readonly #clientPromise: Promise<ScriptedRedis>
+  #client: ScriptedRedis | undefined
+  /** The one bounded wait for the first connection; `null` once it is over, whatever its outcome. */
+  #startup: Promise<void> | null | undefined
+  readonly #subjectArgs = new WeakMap<LimitSubject, SubjectArgs>()
+
+  constructor(options: RedisLimiterOptions) {
+    this.#prefix = options.keyPrefix ?? 'keyward:'
+    this.#creditsTtlMs = positive(options.creditsTtlMs ?? 7 * 86_400_000, 'creditsTtlMs')
+    this.#connectTimeoutMs = positive(options.connectTimeoutMs ?? 2000, 'connectTimeoutMs')
+    const clientOptions: Partial<RedisOptions> = {
+      // Fail fast instead of queueing while disconnected: the caller falls back or refuses now,
+      // and ioredis keeps reconnecting in the background.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: positive(options.commandTimeoutMs ?? 500, 'commandTimeoutMs'),
+      connectTimeout: this.#connectTimeoutMs,
+      enableAutoPipelining: true,
+    }
+    this.#clientPromise = openClient(options.redis, clientOptions).then((client) => {
+      this.#client = client
+      if (client.status === 'ready') this.#startup = null
+      else client.once('ready', () => (this.#startup = null))
+      return client
+    })
+    this.#clientPromise.catch(() => undefined)
+  }
+
+  /**
+   * Resolves once connected; rejects with `LimiterUnavailableError` if the first connection takes
+   * longer than `connectTimeoutMs`. Await it at startup to find a wrong URL before traffic does.
+   */
+  async ready(): Promise<void> {
+    const client = await this.#readyClient()
+    if (client.status !== 'ready') throw new LimiterUnavailableError(`Redis is not connected (${client.status})`)
+  }
+
+  /**
+   * Same contract as `LocalRateLimiter.consume`, across every instance sharing the Redis.
+   * Rejects only with `LimiterUnavailableError`.
+   */
+  async consume(subjects: readonly LimitSubject[], cost: number, nowMs: number, credits?: CreditCharge): Promise<LimitResult> {
+    const client = await this.#readyClient()
+    const args: (string | number)[] = [0]
+    const argv: (string | number)[] = [
+      Math.floor(nowMs),
+      cost,
+      0,
+      credits === undefined ? '0' : '1',
+      credits?.seed ?? 0,
+      this.#creditsTtlMs,
+    ]
+    let limitCount = 0
+    for (const subject of subjects) {
+      const prepared = this.#argsOf(subject)
+      for (const key of prepared.keys) args.push(key)
+      for (const value of prepared.argv) argv.push(value)
+      limitCount += prepared.keys.length
+    }
+    if (credits !== undefined) args.push(this.creditKey(credits.keyId, credits.epoch))
+    args[0] = args.length - 1
+    argv[2] = limitCount
+    let reply: number[]
+    try {
+      reply = await client.keywardConsume(...args, ...argv)
+    } catch (error) {
+      throw unavailable(error)
+    }
+    return toResult(reply, subjects, credits !== undefined)
+  }
+
+  /**
+   * Spends up to `amount` credits without refusing (metering after the work was done): the
+   * counter goes down to 0 and never below. Rejects only with `LimiterUnavailableError`.
+   */
+  async chargeCredits(credits: CreditCharge, amount: number): Promise<{ charged: number; remaining: number }> {
+    const client = await this.#readyClient()
+    try {
+      const [charged, remaining] = await client.keywardCharge(
+        this.creditKey(credits.keyId, credits.epoch),
+        credits.seed,
+        this.#creditsTtlMs,
+        amount,
+      )
+      return { charged, remaining }
+    } catch (error) {
+      throw unavailable(error)
+    }
+  }
+
+  /** Credits left in a counter, or `null` if the epoch has none yet (for persisting, and `GET`). */
+  async peekCredits(keyId: string, epoch: string): Promise<number | null> {
+    const client = await this.#readyClient()
+    try {
+      const value = await client.get(this.creditKey(keyId, epoch))
+      return value === null ? null : Number(value)
+    } catch (error) {
+      throw unavailable(error)
+    }
+  }
+
+  /** The Redis key of a credit counter. */
+  creditKey(keyId: string, epoch: string): string {
+    return `${this.#prefix}credits:${keyId}:${epoch}`
+  }
+
+  /** Closes keyward's own connection. */
+  async close(): Promise<void> {
+    const client = await this.#clientPromise.catch(() => undefined)
+    if (client === undefined) return
+    await client.quit().catch(() => client.disconnect())
+  }
+
+  async #readyClient(): Promise<ScriptedRedis> {
+    // A missing ioredis package rejects here as it is: a deployment error, not an outage.
+    const client = this.#client ?? (await this.#clientPromise)
+    // Requests sent before the first connection wait for it, once and for a bounded time, rather
+    // than all fall back at startup. Later outages never wait: with no offline queue the command
+    // fails at once and the caller falls back.
+    if (client.status !== 'ready' && this.#startup !== null) {
+      this.#startup ??= new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer)
+          client.off('ready', done)
+          this.#startup = null
+          resolve()
+        }
+        const timer = setTimeout(done, this.#connectTimeoutMs)
+        client.once('ready', done)
+      })
+      await this.#startup
+    }
+    return client
+  }
+
+  #argsOf(subject: LimitSubject): SubjectArgs {
+    let prepared = this.#subjectArgs.get(subject)
+    if (prepared === undefined) {
+      prepared = { keys: [], argv: [] }
+      for (const limit of subject.limits) {
+        prepared.keys.push(`${this.#prefix}rl:${subject.id}:${limit.name}:${limit.windowMs}`)
+        prepared.argv.push(limit.limit, limit.windowMs, bucketMsFor(limit.windowMs))
+      }
+      this.#subjectArgs.set(subject, prepared)
+    }
+    return prepared
+  }
+}
+
+function toResult(reply: number[], subjects: readonly LimitSubject[], hasCredits: boolean): LimitResult {
+  const [status, refused, creditsLeft] = reply as [number, number, number]
+  const states: LimitState[] = []
+  let retryAfterMs = 0
+  let offset = 3
+  for (const subject of subjects) {
+    for (const limit of subject.limits) {
+      states.push({
+        name: limit.name,
+        limit: limit.limit,
+        remaining: reply[offset] as number,
+        resetMs: reply[offset + 1] as number,
+        windowMs: limit.windowMs,
+      })
+      if (states.length === refused) retryAfterMs = reply[offset + 2] as number
+      offset += 3
+    }
+  }
+  const credits = hasCredits ? { remaining: creditsLeft } : undefined
+  if (status === 2) return { ok: false, code: 'credits_exhausted', states, credits: credits ?? { remaining: 0 } }
+  if (status === 1) {
+    const refusal: LimitResult = { ok: false, code: 'rate_limited', limit: states[refused - 1] as LimitState, retryAfterMs, states }
+    if (credits !== undefined) refusal.credits = credits
+    return refusal
+  }
+  return credits === undefined ? { ok: true, states } : { ok: true, states, credits }
+}
+
+async function openClient(redis: string | RedisClientLike, options: Partial<RedisOptions>): Promise<ScriptedRedis> {
+  let client: Redis
+  if (typeof redis === 'string') {
+    let RedisClient: typeof Redis
+    try {
+      ;({ Redis: RedisClient } = await import('ioredis'))
+    } catch (error) {
+      throw new Error('keyward: the redis option needs the ioredis package (npm install ioredis)', { cause: error })
+    }
+    client = new RedisClient(redis, options)
+  } else {
+    client = (redis as unknown as Redis).duplicate(options)
+  }
+  // Connection errors surface as failed commands (reported once per outage by the caller);
+  // without a listener ioredis would print every reconnection failure.
+  client.on('error', () => undefined)
+  client.defineCommand('keywardConsume', { lua: CONSUME_SCRIPT })
+  client.defineCommand('keywardCharge', { lua: CHARGE_SCRIPT, numberOfKeys: 1 })
+  return client as ScriptedRedis
+}
+
+function unavailable(error: unknown): LimiterUnavailableError {
+  if (error instanceof LimiterUnavailableError) return error
+  const reason = error instanceof Error ? error.message : String(error)
+  return new LimiterUnavailableError(`Redis is unavailable: ${reason}`, { cause: error })
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`keyward: redis ${name} must be a positive number, got ${value}`)
+  return value
+}

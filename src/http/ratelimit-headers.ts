@@ -1,0 +1,96 @@
+import { type Credits, nextPeriodStart, periodStart } from '../core/controls/credits.js'
+import type { LimitResult, LimitState, LimitSubject } from '../core/controls/rate-limit.js'
+import { CREDITS_POLICY_NAME } from '../core/controls/schemas.js'
+
+/**
+ * The `RateLimit-Policy` and `RateLimit` response header fields of
+ * draft-ietf-httpapi-ratelimit-headers-11 (May 2026), and `Retry-After` (RFC 9110 §10.2.3).
+ *
+ * Both fields are Structured Field Lists (RFC 9651) of String items named after the policy:
+ *   RateLimit-Policy: "burst";q=10;w=1, "daily";q=1000;w=86400       (§3: quota q, window w in s)
+ *   RateLimit: "burst";r=3;t=1, "daily";r=999;t=86400               (§4: remaining r, window t in s)
+ * The draft allows whole seconds only: `w` and `t` are rounded up, which never advertises more
+ * than the limit allows (n units in any ⌈w⌉ s implies n in any w s).
+ *
+ * Credits are a quota policy named `credits`: `r` is what is left; with a refill, the policy
+ * carries `q` (the refill amount) and `w` (the period), and `t` counts down to the next refill.
+ * Without a refill there is no policy to announce (the quota does not come back), only `r`.
+ */
+
+export interface CreditsHeaderState {
+  remaining: number
+  /** Ms until the next refill, `null` without refill. */
+  resetMs: number | null
+}
+
+/**
+ * `RateLimit-Policy` for a key's limits (and credits refill). Depends only on configuration (and,
+ * for a monthly refill, on the month's length), so compute it once per cache fill.
+ *
+ * @returns `undefined` when there is nothing to announce
+ */
+export function rateLimitPolicyHeader(
+  subjects: readonly LimitSubject[],
+  credits: Pick<Credits, 'refill'> | null,
+  nowMs: number,
+): string | undefined {
+  const items: string[] = []
+  for (const subject of subjects) {
+    for (const limit of subject.limits) items.push(`${sfString(limit.name)};q=${limit.limit};w=${seconds(limit.windowMs)}`)
+  }
+  if (credits?.refill) {
+    const { amount, interval } = credits.refill
+    const periodMs = nextPeriodStart(interval, nowMs) - periodStart(interval, nowMs)
+    items.push(`${sfString(CREDITS_POLICY_NAME)};q=${amount};w=${seconds(periodMs)}`)
+  }
+  return items.length === 0 ? undefined : items.join(', ')
+}
+
+/** `RateLimit` from a limiter's states (and the key's credits). `undefined` when empty. */
+export function rateLimitHeader(states: readonly LimitState[], credits?: CreditsHeaderState): string | undefined {
+  const items: string[] = []
+  for (const state of states) items.push(`${sfString(state.name)};r=${state.remaining};t=${seconds(state.resetMs)}`)
+  if (credits !== undefined) {
+    items.push(`${sfString(CREDITS_POLICY_NAME)};r=${credits.remaining}${credits.resetMs === null ? '' : `;t=${seconds(credits.resetMs)}`}`)
+  }
+  return items.length === 0 ? undefined : items.join(', ')
+}
+
+/** `Retry-After` in whole seconds: rounded up, and at least 1 (a refusal never says "now"). */
+export function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000))
+}
+
+/**
+ * Every rate-limit header of a response of a limited key, 2xx or 429: `RateLimit-Policy` (as
+ * precomputed), `RateLimit`, and on a refusal `Retry-After` (for credits only with a refill).
+ *
+ * @param creditsResetMs ms until the next refill (`creditsRetryAfterMs`), `null` without refill
+ */
+export function limitResultHeaders(
+  result: LimitResult,
+  policy: string | undefined,
+  creditsResetMs: number | null = null,
+): Record<string, string> {
+  const headers: Record<string, string> = {}
+  if (policy !== undefined) headers['RateLimit-Policy'] = policy
+  const credits =
+    'credits' in result && result.credits !== undefined ? { remaining: result.credits.remaining, resetMs: creditsResetMs } : undefined
+  const current = rateLimitHeader(result.states, credits)
+  if (current !== undefined) headers.RateLimit = current
+  if (!result.ok) {
+    if (result.code === 'rate_limited') headers['Retry-After'] = String(retryAfterSeconds(result.retryAfterMs))
+    else if (result.code === 'credits_exhausted' && creditsResetMs !== null)
+      headers['Retry-After'] = String(retryAfterSeconds(creditsResetMs))
+  }
+  return headers
+}
+
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000))
+}
+
+/** An sf-string (RFC 9651 §3.3.3): printable ASCII, `"` and `\` escaped. Names are validated to a safe charset before they get here. */
+function sfString(text: string): string {
+  return `"${text.replace(/[^\x20-\x7e]/g, '').replace(/["\\]/g, '\\$&')}"`
+}
