@@ -3,7 +3,7 @@ import type { Decision } from '../core/decide.js'
 import type { ApiKeyAuthOptions } from '../hono/middleware.js'
 import { answerFor, keyExtractor, problemAnswer, rejectionAnswers } from '../http/problem.js'
 import { defaultKeyward } from '../index.js'
-import { type ExpressRequestLike, type KeywardRequestHandler, type NextLike, nodeHeader, prepare, send } from './node-http.js'
+import { type ExpressRequestLike, type KeywardRequestHandler, type NextLike, nodeHeader, prepare, sendBeforeBody } from './node-http.js'
 
 /** The same options as `apiKeyAuth` from `keyward/hono`: one set of options, two frameworks. */
 export type { ApiKeyAuthOptions }
@@ -25,14 +25,14 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): KeywardRequestHandl
   let instance = options.keyward
 
   const conclude = (decision: Decision, req: ExpressRequestLike, res: ServerResponse, next: NextLike) => {
-    if (!decision.ok) return send(res, answers[decision.code])
+    if (!decision.ok) return sendBeforeBody(req, res, answers[decision.code])
     req.apiKey = decision.key
     next()
   }
 
   return function apiKeyAuthMiddleware(req, res, next) {
     const presented = extract(req.headers, nodeHeader)
-    if (presented === undefined) return send(res, answers.missing_api_key)
+    if (presented === undefined) return sendBeforeBody(req, res, answers.missing_api_key)
     instance ??= defaultKeyward()
     // A cache hit is answered synchronously: no promise, no extra tick on the hot path.
     const decision = instance.verifyFast(presented)
@@ -40,7 +40,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): KeywardRequestHandl
       // verify never rejects; should it, fail closed rather than hand the error to the host.
       decision.then(
         (settled) => conclude(settled, req, res, next),
-        () => send(res, answers.store_unavailable),
+        () => sendBeforeBody(req, res, answers.store_unavailable),
       )
       return
     }
@@ -67,8 +67,8 @@ export function requireScopes(...scopes: string[]): KeywardRequestHandler {
   )
   return function requireScopesMiddleware(req, res, next) {
     const key = req.apiKey as ExpressRequestLike['apiKey'] | undefined
-    if (key === undefined) return send(res, missing)
-    if (key.scopes.length > 0 && !scopes.every((scope) => key.scopes.includes(scope))) return send(res, insufficient)
+    if (key === undefined) return sendBeforeBody(req, res, missing)
+    if (key.scopes.length > 0 && !scopes.every((scope) => key.scopes.includes(scope))) return sendBeforeBody(req, res, insufficient)
     next()
   }
 }

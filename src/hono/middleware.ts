@@ -4,13 +4,14 @@ import type { VerifiedKey } from '../core/types.js'
 import {
   answerFor,
   fetchHeader,
-  type HttpAnswer,
   type KeyExtractionOptions,
   keyExtractor,
   problemAnswer,
   rejectionAnswers,
+  toResponse,
 } from '../http/problem.js'
 import { defaultKeyward } from '../index.js'
+import { answerBeforeBody } from './body.js'
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -44,11 +45,11 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler<{
   let instance = options.keyward
   return async function apiKeyAuthMiddleware(c, next) {
     const presented = extract(c.req.raw.headers, fetchHeader)
-    if (presented === undefined) return reply(answers.missing_api_key)
+    if (presented === undefined) return answerBeforeBody(c, toResponse(answers.missing_api_key))
     instance ??= defaultKeyward()
     let decision = instance.verifyFast(presented)
     if (decision instanceof Promise) decision = await decision
-    if (!decision.ok) return reply(answers[decision.code])
+    if (!decision.ok) return answerBeforeBody(c, toResponse(answers[decision.code]))
     c.set('apiKey', decision.key)
     await next()
   }
@@ -66,19 +67,18 @@ export function requireScopes(...scopes: string[]): MiddlewareHandler<{ Variable
   const realm = 'keyward'
   return async function requireScopesMiddleware(c, next) {
     const key = c.get('apiKey') as VerifiedKey | undefined
-    if (key === undefined) return reply(answerFor('missing_api_key', realm))
+    if (key === undefined) return answerBeforeBody(c, toResponse(answerFor('missing_api_key', realm)))
     if (key.scopes.length > 0 && !scopes.every((scope) => key.scopes.includes(scope))) {
-      return reply(
-        problemAnswer(
-          { code: 'insufficient_scope', detail: `This request needs the scope(s): ${scopes.join(', ')}.` },
-          { realm, scope: scopes },
+      return answerBeforeBody(
+        c,
+        toResponse(
+          problemAnswer(
+            { code: 'insufficient_scope', detail: `This request needs the scope(s): ${scopes.join(', ')}.` },
+            { realm, scope: scopes },
+          ),
         ),
       )
     }
     await next()
   }
-}
-
-function reply(answer: HttpAnswer): Response {
-  return new Response(answer.body, { status: answer.status, headers: answer.headers })
 }

@@ -1,12 +1,12 @@
 import { createRoute, OpenAPIHono, type RouteConfig } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { fail, type KeywardError, type Result } from '../core/errors.js'
 import type { Keyward } from '../core/keyward.js'
 import { fieldErrors } from '../core/schemas.js'
 import { toKeyObject } from '../core/serialize.js'
 import type { Actor } from '../core/types.js'
+import { DRAIN_LIMIT_FACTOR } from '../http/body.js'
 import { fetchHeader, type KeyExtractionOptions, keyExtractor, problemAnswer } from '../http/problem.js'
 import {
   createdKeySchema,
@@ -23,6 +23,7 @@ import {
   usageSchema,
 } from '../http/schemas.js'
 import { defaultKeyward } from '../index.js'
+import { answerBeforeBody, readBodyFirst } from './body.js'
 import { DEFAULT_OPENAPI_INFO, KEYS_TAG, routerOpenApiDocument } from './openapi-document.js'
 
 /**
@@ -229,16 +230,14 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
   app.use('*', async (c, next) => {
     if (c.req.method === 'GET' && c.req.path.endsWith('/openapi.json') && options.openapi !== false) return next()
     const actor = await resolveActor(c)
-    if (!actor.ok) return problem(c, actor.error)
+    // Answered before the body is read: keep-alive connections must stay usable (issue 12).
+    if (!actor.ok) return answerBeforeBody(c, problem(c, actor.error), DRAIN_LIMIT_FACTOR * maxBodyBytes)
     c.set('actor', actor.value)
     await next()
   })
   app.use(
     '*',
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: (c) => problem(c, fail('payload_too_large', `The request body exceeds ${maxBodyBytes} bytes.`).error),
-    }),
+    readBodyFirst(maxBodyBytes, (c) => problem(c, fail('payload_too_large', `The request body exceeds ${maxBodyBytes} bytes.`).error)),
   )
 
   async function resolveActor(c: Context<RouterEnv>): Promise<Result<Actor>> {

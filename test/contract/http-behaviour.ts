@@ -5,6 +5,7 @@ import type { Actor } from '../../src/core/types.js'
 import { keyward } from '../../src/index.js'
 import { TestClock } from '../helpers/clock.js'
 import { readJson } from '../helpers/http.js'
+import { type KeepAliveAnswer, type KeepAliveCall, keepAliveClient } from '../helpers/keep-alive.js'
 import { tempSqlitePath } from '../helpers/sqlite.js'
 
 /**
@@ -34,6 +35,16 @@ export interface RunningServer {
  */
 export type StartServer = (setup: HttpAppSetup) => Promise<RunningServer>
 
+export interface HttpBehaviourOptions {
+  /**
+   * The host app parses JSON bodies before keyward sees them (`express.json()` mounted first). Such
+   * a body is already off the wire when keyward answers, so keyward has nothing to drain and keeps
+   * the connection even for a body it would otherwise close on.
+   * @default false
+   */
+  hostParsesJson?: boolean
+}
+
 const TENANT = 'acme'
 const OTHER_TENANT = 'globex'
 const SECOND = 1000
@@ -60,7 +71,7 @@ interface Minted {
 // biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON bodies
 type Json = any
 
-export function describeHttpBehaviour(name: string, startServer: StartServer): void {
+export function describeHttpBehaviour(name: string, startServer: StartServer, options: HttpBehaviourOptions = {}): void {
   const cleanups: (() => Promise<void>)[] = []
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
@@ -753,6 +764,130 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
       })
     })
 
+    describe('answers sent before the body is read', () => {
+      // Issue 12, defect 5. A keep-alive client sends its next request on the same connection; an
+      // answer given before the body was read must leave that connection usable: keyward reads and
+      // drops up to 64 KiB of such a body, and announces `Connection: close` for anything larger.
+      const LARGE = 2 * 1024 * 1024
+      const OVER_THE_DRAIN_BOUND = 90 * 1024
+      const SMALL = 10 * 1024
+
+      /** Sends `first` and then `GET /api-keys` over one keep-alive connection; returns both answers. */
+      async function twoOnOneConnection(url: string, key: string, path: string, first: KeepAliveCall) {
+        const client = keepAliveClient(url)
+        cleanups.push(async () => client.close())
+        const early = await client.send(path, first)
+        const next = await client.send('/api-keys', { headers: { 'x-api-key': key } })
+        expect(next.status, next.text).toBe(200)
+        // Kept connections are reused; closed ones announced it, so the client opened a new one.
+        if (early.headers.connection === 'close') expect(next.socket).not.toBe(early.socket)
+        else expect(next.socket).toBe(early.socket)
+        return early
+      }
+
+      it('answers 413 to a 2 MB body on POST /api-keys, closing the connection, and the next request works', async () => {
+        const { admin, url } = await start()
+        for (const chunked of [false, true]) {
+          const early = await twoOnOneConnection(url, admin.key, '/api-keys', {
+            method: 'POST',
+            headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
+            body: jsonOfSize(LARGE),
+            chunked,
+          })
+          expectEarlyProblem(early, 413, 'payload_too_large')
+          // express.json() has already read (and dropped) the whole body; keyward itself reads at most 64 KiB.
+          expect(early.headers.connection, `chunked: ${chunked}`).toBe(options.hostParsesJson ? 'keep-alive' : 'close')
+        }
+      })
+
+      it('answers 413 to a body a little over the limit and keeps the connection', async () => {
+        const { admin, url } = await start()
+        const early = await twoOnOneConnection(url, admin.key, '/api-keys', {
+          method: 'POST',
+          headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
+          body: jsonOfSize(20 * 1024),
+        })
+        expectEarlyProblem(early, 413, 'payload_too_large')
+        expect(early.headers.connection).toBe('keep-alive')
+      })
+
+      it('answers 415 to a body that is not JSON and keeps the connection', async () => {
+        const { admin, url } = await start()
+        const early = await twoOnOneConnection(url, admin.key, '/api-keys', {
+          method: 'POST',
+          headers: { 'x-api-key': admin.key, 'content-type': 'text/plain' },
+          body: Buffer.alloc(SMALL, 'x'),
+        })
+        expectEarlyProblem(early, 415, 'unsupported_media_type')
+        expect(early.headers.connection).toBe('keep-alive')
+      })
+
+      it('answers 401 to a POST /api-keys with a body and no key and keeps the connection', async () => {
+        const { admin, url } = await start()
+        const early = await twoOnOneConnection(url, admin.key, '/api-keys', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: jsonOfSize(SMALL),
+        })
+        expectEarlyProblem(early, 401, 'missing_api_key')
+        expect(early.headers.connection).toBe('keep-alive')
+      })
+
+      it('answers 401 (not 413) to a POST /api-keys with a body over 64 KiB and no key, closing the connection', async () => {
+        const { admin, url } = await start()
+        for (const chunked of [false, true]) {
+          const early = await twoOnOneConnection(url, admin.key, '/api-keys', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: jsonOfSize(OVER_THE_DRAIN_BOUND),
+            chunked,
+          })
+          expectEarlyProblem(early, 401, 'missing_api_key')
+          expect(early.headers.connection, `chunked: ${chunked}`).toBe(options.hostParsesJson ? 'keep-alive' : 'close')
+        }
+      })
+
+      it('answers 401 from apiKeyAuth to a POST with a body and keeps the connection, without running the handler', async () => {
+        const { admin, url, handled } = await start()
+        const early = await twoOnOneConnection(url, admin.key, '/v1/orders', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: jsonOfSize(SMALL),
+        })
+        expectEarlyProblem(early, 401, 'missing_api_key')
+        expect(early.headers.connection).toBe('keep-alive')
+        expect(handled).toEqual([])
+      })
+
+      it('answers 401 from apiKeyAuth to a POST with a body over 64 KiB, closing the connection, and the next request works', async () => {
+        const { admin, url, handled } = await start()
+        for (const chunked of [false, true]) {
+          const early = await twoOnOneConnection(url, admin.key, '/v1/orders', {
+            method: 'POST',
+            headers: { 'x-api-key': 'sk_live_nope', 'content-type': 'application/json' },
+            body: jsonOfSize(OVER_THE_DRAIN_BOUND),
+            chunked,
+          })
+          expectEarlyProblem(early, 401, 'invalid_api_key')
+          expect(early.headers.connection, `chunked: ${chunked}`).toBe(options.hostParsesJson ? 'keep-alive' : 'close')
+        }
+        expect(handled).toEqual([])
+      })
+
+      it('answers 403 from requireScopes to a POST with a body and keeps the connection', async () => {
+        const { kw, admin, url, handled } = await start()
+        const reader = await mint(kw, { tenantId: TENANT }, { name: 'reader', scopes: ['orders:read'] })
+        const early = await twoOnOneConnection(url, admin.key, '/v1/orders', {
+          method: 'POST',
+          headers: { 'x-api-key': reader.key, 'content-type': 'application/json' },
+          body: jsonOfSize(SMALL),
+        })
+        expectEarlyProblem(early, 403, 'insufficient_scope')
+        expect(early.headers.connection).toBe('keep-alive')
+        expect(handled).toEqual([])
+      })
+    })
+
     describe('rotation', () => {
       it('rotates a key: 201 with old_key_id, new_key_id, the new secret and grace_expires_at, and the new key works', async () => {
         const { kw, clock, admin, request } = await start()
@@ -904,6 +1039,19 @@ async function expectProblem(response: Response, status: number, code: string): 
   expect(body).toMatchObject({ type: expect.any(String), title: expect.any(String), status, code, detail: expect.any(String) })
   expect(body.detail.length).toBeGreaterThan(0)
   return body
+}
+
+/** A JSON object of exactly `bytes` bytes: a name and padding. */
+function jsonOfSize(bytes: number): Buffer {
+  const shell = JSON.stringify({ name: 'big', metadata: { padding: '' } })
+  return Buffer.from(JSON.stringify({ name: 'big', metadata: { padding: 'x'.repeat(bytes - shell.length) } }))
+}
+
+/** `expectProblem` for an answer read by the keep-alive client. */
+function expectEarlyProblem(answer: KeepAliveAnswer, status: number, code: string): void {
+  expect(answer.status, answer.text).toBe(status)
+  expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/)
+  expect(JSON.parse(answer.text)).toMatchObject({ status, code })
 }
 
 function fieldsOf(problem: Json): string[] {
