@@ -762,6 +762,114 @@ export function describeHttpBehaviour(name: string, startServer: StartServer, op
         expect([400, 404]).toContain(response.status)
         await expectProblem(response, response.status, response.status === 400 ? 'validation_error' : 'not_found')
       })
+
+      it('words every field error as a predicate of its field, never in the validator’s own words', async () => {
+        // Issue 12, defect 9: a missing name answered "Invalid input: expected string, received undefined".
+        const { kw, admin, request } = await start()
+        const before = await stored(kw)
+        const bodies: [string, string, unknown, { field: string; message: string }[]][] = [
+          ['POST', '/api-keys', {}, [{ field: 'name', message: 'is required' }]],
+          ['POST', '/api-keys', { name: null }, [{ field: 'name', message: 'must be a string' }]],
+          ['POST', '/api-keys', { name: 42 }, [{ field: 'name', message: 'must be a string' }]],
+          ['POST', '/api-keys', { name: '' }, [{ field: 'name', message: 'must not be empty' }]],
+          ['POST', '/api-keys', { name: '   ' }, [{ field: 'name', message: 'must not be blank' }]],
+          ['POST', '/api-keys', { name: 'x'.repeat(101) }, [{ field: 'name', message: 'must be at most 100 characters' }]],
+          ['POST', '/api-keys', { name: 'x', scopes: 'orders:read' }, [{ field: 'scopes', message: 'must be an array' }]],
+          ['POST', '/api-keys', { name: 'x', scopes: [42] }, [{ field: 'scopes.0', message: 'must be a string' }]],
+          [
+            'POST',
+            '/api-keys',
+            { name: 'x', scopes: ['orders read'] },
+            [{ field: 'scopes.0', message: 'must be 1-64 characters of A-Z a-z 0-9 _ . : * / -' }],
+          ],
+          ['POST', '/api-keys', { name: 'x', metadata: ['a'] }, [{ field: 'metadata', message: 'must be an object' }]],
+          ['POST', '/api-keys', { name: 'x', environment: 'prod' }, [{ field: 'environment', message: 'must be one of: live, test' }]],
+          ['POST', '/api-keys', { name: 'x', project_id: 7 }, [{ field: 'project_id', message: 'must be a string' }]],
+          [
+            'POST',
+            '/api-keys',
+            { name: 'x', expires_in_seconds: 1.5 },
+            [{ field: 'expires_in_seconds', message: 'must be a whole number' }],
+          ],
+          ['POST', '/api-keys', { name: 'x', expires_in_seconds: '60' }, [{ field: 'expires_in_seconds', message: 'must be a number' }]],
+          ['POST', '/api-keys', { name: 'x', expires_in_seconds: 0 }, [{ field: 'expires_in_seconds', message: 'must be at least 1' }]],
+          [
+            'POST',
+            '/api-keys',
+            { name: 'x', rotation_interval_days: 0 },
+            [{ field: 'rotation_interval_days', message: 'must be at least 1' }],
+          ],
+          [
+            'POST',
+            '/api-keys',
+            { name: 'x', rotation_interval_days: 366 },
+            [{ field: 'rotation_interval_days', message: 'must be at most 365' }],
+          ],
+          [
+            'POST',
+            '/api-keys',
+            { name: 'x', expires_at: 'tomorrow' },
+            [{ field: 'expires_at', message: 'must be an ISO 8601 date-time with a time zone' }],
+          ],
+          ['POST', '/api-keys', { name: 'x', tenant_id: 'globex' }, [{ field: 'tenant_id', message: 'is not a known field' }]],
+          [
+            'POST',
+            '/api-keys',
+            { scopes: 'x', environment: 'prod' },
+            [
+              { field: 'name', message: 'is required' },
+              { field: 'scopes', message: 'must be an array' },
+              { field: 'environment', message: 'must be one of: live, test' },
+            ],
+          ],
+          ['POST', '/api-keys', [], [{ field: '(body)', message: 'must be an object' }]],
+          ['PATCH', `/api-keys/${admin.id}`, { name: null }, [{ field: 'name', message: 'must be a string' }]],
+          [
+            'PATCH',
+            `/api-keys/${admin.id}`,
+            { scopes: [''] },
+            [{ field: 'scopes.0', message: 'must be 1-64 characters of A-Z a-z 0-9 _ . : * / -' }],
+          ],
+          [
+            'POST',
+            `/api-keys/${admin.id}/rotate`,
+            { grace_period_seconds: '60' },
+            [{ field: 'grace_period_seconds', message: 'must be a number' }],
+          ],
+          [
+            'POST',
+            `/api-keys/${admin.id}/rotate`,
+            { grace_period_seconds: -1 },
+            [{ field: 'grace_period_seconds', message: 'must not be negative' }],
+          ],
+        ]
+        for (const [method, path, json, errors] of bodies) {
+          const problem = await expectProblem(await request(path, { method, key: admin.key, json }), 400, 'validation_error')
+          expect(problem.errors, `${method} ${path} ${JSON.stringify(json)}`).toEqual(errors)
+        }
+        const queries: [string, { field: string; message: string }[]][] = [
+          ['/api-keys?limit=abc', [{ field: 'limit', message: 'must be a number' }]],
+          ['/api-keys?limit=0', [{ field: 'limit', message: 'must be at least 1' }]],
+          ['/api-keys?limit=101', [{ field: 'limit', message: 'must be at most 100' }]],
+          ['/api-keys?limit=1.5', [{ field: 'limit', message: 'must be a whole number' }]],
+          ['/api-keys?status=deleted', [{ field: 'status', message: 'must be one of: active, expired, revoked, rotating, rotated' }]],
+          [`/api-keys?cursor=${'x'.repeat(513)}`, [{ field: 'cursor', message: 'must be at most 512 characters' }]],
+          ['/api-keys?colour=red', [{ field: 'colour', message: 'is not a known field' }]],
+          [
+            `/api-keys/${admin.id}/usage?days=x&include_predecessors=yes`,
+            [
+              { field: 'days', message: 'must be a number' },
+              { field: 'include_predecessors', message: 'must be one of: true, false' },
+            ],
+          ],
+          [`/api-keys/key_${'x'.repeat(500)}`, [{ field: 'id', message: 'must be at most 64 characters' }]],
+        ]
+        for (const [path, errors] of queries) {
+          const problem = await expectProblem(await request(path, { key: admin.key }), 400, 'validation_error')
+          expect(problem.errors, path).toEqual(errors)
+        }
+        expect(await stored(kw)).toEqual(before)
+      })
     })
 
     describe('answers sent before the body is read', () => {
@@ -1038,6 +1146,7 @@ async function expectProblem(response: Response, status: number, code: string): 
   const body = JSON.parse(text)
   expect(body).toMatchObject({ type: expect.any(String), title: expect.any(String), status, code, detail: expect.any(String) })
   expect(body.detail.length).toBeGreaterThan(0)
+  expectHouseWording(body)
   return body
 }
 
@@ -1058,6 +1167,17 @@ function fieldsOf(problem: Json): string[] {
   expect(Array.isArray(problem.errors), JSON.stringify(problem)).toBe(true)
   for (const error of problem.errors) expect(error).toEqual({ field: expect.any(String), message: expect.any(String) })
   return problem.errors.map((error: { field: string }) => error.field)
+}
+
+/**
+ * keyward's field errors read as predicates of the field ("is required", "must be a string"), never
+ * as the validator's own sentences ("Invalid input: expected string, received undefined").
+ */
+function expectHouseWording(problem: Json): void {
+  for (const error of problem.errors ?? []) {
+    expect(error.message, JSON.stringify(error)).toMatch(/^(?:is|must|cannot|has) /)
+    expect(error.message).not.toMatch(/^Invalid input/i)
+  }
 }
 
 /** The target of `Link: <...>; rel="next"`, or null on the last page. */
