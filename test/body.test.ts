@@ -48,6 +48,12 @@ describe('readBody', () => {
     expect(request.bodyUsed).toBe(false)
   })
 
+  it('reports a stream another reader holds as not ended, so the answer closes the connection', async () => {
+    const { request } = streamedRequest([bytes(10)])
+    request.body?.getReader()
+    expect(await readBody(request, 16, 64)).toEqual({ bytes: null, ended: false })
+  })
+
   it('reads nothing of a GET and of a body someone else already read', async () => {
     expect(await readBody(new Request('http://localhost/'), 16, 64)).toEqual({ bytes: new Uint8Array(0), ended: true })
     const { request } = streamedRequest([bytes(10)])

@@ -32,6 +32,7 @@ export function answerBeforeBody(c: Context, response: Response, limitBytes = DR
   if (request.method === 'GET' || request.method === 'HEAD') return response
   return readBody(request, 0, limitBytes).then((read) => (read.ended ? response : closing(c, response)))
 }
+
 /** The answer with `Connection: close`: the client must not send another request on this connection. */
 function closing(c: Context, response: Response): Response {
   // HTTP/2 has no Connection header (node:http2 drops it with a warning); its streams end on their own.

@@ -63,10 +63,12 @@ export async function readBody(request: Request, keepBytes: number, limitBytes: 
   // Not the headers: an HTTP/2 request may carry a body without Content-Length.
   const body = request.body
   if (body === null) return { bytes: new Uint8Array(0), ended: true }
-  const reader = body.getReader()
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined
   const kept: Uint8Array[] = []
   let size = 0
   try {
+    // Throws when another reader holds the stream; then its state is unknown, so the answer closes.
+    reader = body.getReader()
     for (;;) {
       const { done, value } = await reader.read()
       if (done) return { bytes: size <= keepBytes ? concat(kept, size) : null, ended: true }
@@ -75,10 +77,10 @@ export async function readBody(request: Request, keepBytes: number, limitBytes: 
       if (size <= keepBytes) kept.push(value)
     }
   } catch {
-    // The client went away mid-body: nothing is usable, and the connection is gone anyway.
+    // The client went away mid-body (or the stream was not ours to read): the connection is not reusable.
     return { bytes: null, ended: false }
   } finally {
-    reader.releaseLock()
+    reader?.releaseLock()
   }
 }
 
