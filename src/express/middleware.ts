@@ -4,7 +4,7 @@ import type { Decision } from '../core/verification/decide.js'
 import type { ApiKeyAuthOptions } from '../hono/middleware.js'
 import { answerFor, keyExtractor, problemAnswer, rejectionAnswers } from '../http/problem.js'
 import { defaultKeyward } from '../index.js'
-import { type ExpressRequestLike, type KeywardRequestHandler, type NextLike, nodeHeader, prepare, send } from './node-http.js'
+import { type ExpressRequestLike, type KeywardRequestHandler, type NextLike, nodeHeader, prepare, sendBeforeBody } from './node-http.js'
 
 /** The same options as `apiKeyAuth` from `keyward/hono`: one set of options, two frameworks. */
 export type { ApiKeyAuthOptions }
@@ -26,14 +26,14 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): KeywardRequestHandl
   let instance = options.keyward
 
   const conclude = (decision: Decision, req: ExpressRequestLike, res: ServerResponse, next: NextLike) => {
-    if (!decision.ok) return send(res, answers[decision.code])
+    if (!decision.ok) return sendBeforeBody(req, res, answers[decision.code])
     req.apiKey = decision.key
     next()
   }
 
   return function apiKeyAuthMiddleware(req, res, next) {
     const presented = extract(req.headers, nodeHeader)
-    if (presented === undefined) return send(res, answers.missing_api_key)
+    if (presented === undefined) return sendBeforeBody(req, res, answers.missing_api_key)
     instance ??= defaultKeyward()
     // A cache hit is answered synchronously: no promise, no extra tick on the hot path.
     const decision = instance.verifyFast(presented)
@@ -41,7 +41,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): KeywardRequestHandl
       // verify never rejects; should it, fail closed rather than hand the error to the host.
       decision.then(
         (settled) => conclude(settled, req, res, next),
-        () => send(res, answers.store_unavailable),
+        () => sendBeforeBody(req, res, answers.store_unavailable),
       )
       return
     }
@@ -68,8 +68,8 @@ export function requireScopes(...scopes: string[]): KeywardRequestHandler {
   )
   return function requireScopesMiddleware(req, res, next) {
     const key = req.apiKey
-    if (key === undefined) return send(res, missing)
-    if (key.scopes.length > 0 && !scopes.every((scope) => key.scopes.includes(scope))) return send(res, insufficient)
+    if (key === undefined) return sendBeforeBody(req, res, missing)
+    if (key.scopes.length > 0 && !scopes.every((scope) => key.scopes.includes(scope))) return sendBeforeBody(req, res, insufficient)
     next()
   }
 }
@@ -88,7 +88,7 @@ export function withApiKey<Req extends ExpressRequestLike, Res extends ServerRes
   const missing = prepare(answerFor('missing_api_key', 'keyward'))
   return function withApiKeyHandler(req, res, next) {
     const key = req.apiKey
-    if (key === undefined) return send(res, missing)
+    if (key === undefined) return sendBeforeBody(req, res, missing)
     const outcome = handler(req, res, key, next)
     // Express 4 does not catch a rejected promise: hand it to the error handlers as Express 5 does.
     if (outcome instanceof Promise) outcome.catch(next)

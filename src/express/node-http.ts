@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { VerifiedKey } from '../core/types.js'
+import { DRAIN_LIMIT_BYTES, declaredLargerThan } from '../http/body.js'
 import type { HttpAnswer } from '../http/problem.js'
 
 declare global {
@@ -64,10 +65,59 @@ export function prepare(answer: HttpAnswer): PreparedAnswer {
  * Writes an answer with Node's own response API (not `res.status().send()`), so it behaves the same
  * under Express 4 and 5 and adds nothing (no ETag, no charset rewriting).
  */
-export function send(res: ServerResponse, answer: PreparedAnswer): void {
+export function send(res: ServerResponse, answer: PreparedAnswer, closeConnection = false): void {
   res.statusCode = answer.status
   for (const [name, value] of answer.headers) res.setHeader(name, value)
+  if (closeConnection) res.setHeader('connection', 'close')
   res.end(answer.body)
+}
+
+/**
+ * An answer given before the request body was read (`apiKeyAuth`'s 401, `requireScopes`' 403): it
+ * reads and drops up to `DRAIN_LIMIT_BYTES` of the body first, so the connection stays usable, and
+ * answers with `Connection: close` when more is left (see `http/body.ts`). A request whose body is
+ * already off the wire (none, or read by a body parser) is answered at once, without a promise.
+ */
+export function sendBeforeBody(req: IncomingMessage, res: ServerResponse, answer: PreparedAnswer): void {
+  const drained = drainRequest(req, DRAIN_LIMIT_BYTES)
+  // HTTP/2 has no Connection header (node:http2 drops it with a warning); its streams end on their own.
+  if (typeof drained === 'boolean') send(res, answer, !drained && req.httpVersionMajor === 1)
+  else drained.then((ended) => send(res, answer, !ended && req.httpVersionMajor === 1))
+}
+
+/**
+ * Node's counterpart of `readBody(request, 0, limitBytes)` from `http/body.ts`: reads and drops the
+ * body nobody read, up to `limitBytes`. True when nothing of it is left on the connection, false
+ * when the answer must close it. Past the bound it pauses the request instead of destroying it
+ * (which would reset the socket before the answer is written).
+ */
+export function drainRequest(req: IncomingMessage, limitBytes: number): boolean | Promise<boolean> {
+  // `complete`: the parser has the whole message, so nothing is left on the wire (Node drops what is buffered).
+  if (req.complete || req.readableEnded) return true
+  if (declaredLargerThan(req.headers['content-length'], req.headers['transfer-encoding'], limitBytes)) return false
+  return new Promise((resolve) => {
+    let size = 0
+    const settle = (ended: boolean) => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onGone)
+      req.off('close', onGone)
+      resolve(ended)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength
+      if (size > limitBytes) {
+        req.pause()
+        settle(false)
+      }
+    }
+    const onEnd = () => settle(true)
+    const onGone = () => settle(req.complete)
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onGone)
+    req.on('close', onGone)
+  })
 }
 
 /** The header lookup for Node's `IncomingHttpHeaders` (names already lower-case). */

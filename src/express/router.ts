@@ -69,7 +69,7 @@ export function createKeysRouter<Req extends ExpressRequestLike = ExpressRequest
     const { request, discardBody } = toWebRequest(req)
     try {
       const response = await bridge.fetch(request, { [ACTOR_BINDING]: actor, [PATH_BINDING]: relativePath(req.url) })
-      await writeResponse(res, response)
+      await writeResponse(req, res, response)
     } finally {
       discardBody()
     }
@@ -176,9 +176,10 @@ function formEncode(value: unknown): string {
 }
 
 /**
- * The unread request body as a web stream. Unlike `Readable.toWeb(req)`, cancelling it (or the
- * router answering without reading it, e.g. 401) never destroys the request: that would reset the
- * socket before the answer is written. What is left is drained and dropped instead.
+ * The unread request body as a web stream. Unlike `Readable.toWeb(req)`, cancelling it never
+ * destroys the request: that would reset the socket before the answer is written. The router reads
+ * every body before it answers, up to a bound (`readBodyFirst`); past it, it answers with
+ * `Connection: close`, and what is left is dropped until Node closes the socket after that answer.
  */
 function bodyStream(req: IncomingMessage): { body: ReadableStream<Uint8Array>; discard: () => void } {
   let done = false
@@ -210,10 +211,14 @@ function bodyStream(req: IncomingMessage): { body: ReadableStream<Uint8Array>; d
   return { body, discard }
 }
 
-async function writeResponse(res: ServerResponse, response: Response): Promise<void> {
+async function writeResponse(req: IncomingMessage, res: ServerResponse, response: Response): Promise<void> {
   res.statusCode = response.status
+  // The router closes connections it left body bytes on; when Node's parser already has the whole
+  // request (a body parser read it, or it all arrived), nothing is left and the connection is kept.
+  const keepConnection = req.complete || req.httpVersionMajor !== 1
   response.headers.forEach((value, name) => {
-    if (name !== 'set-cookie') res.setHeader(name, value)
+    if (name === 'set-cookie' || (name === 'connection' && keepConnection)) return
+    res.setHeader(name, value)
   })
   const cookies = response.headers.getSetCookie()
   if (cookies.length > 0) res.setHeader('set-cookie', cookies)

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { Keyward } from '../core/keyward.js'
 import type { VerifiedKey } from '../core/types.js'
@@ -10,8 +10,10 @@ import {
   keyExtractor,
   problemAnswer,
   rejectionAnswers,
+  toResponse,
 } from '../http/problem.js'
 import { defaultKeyward } from '../index.js'
+import { answerBeforeBody } from './body.js'
 
 /**
  * The variables `apiKeyAuth()` sets. They are typed on the routes it guards only: chain it
@@ -47,11 +49,11 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler<{
   let instance = options.keyward
   return async function apiKeyAuthMiddleware(c, next) {
     const presented = extract(c.req.raw.headers, fetchHeader)
-    if (presented === undefined) throw rejection(answers.missing_api_key)
+    if (presented === undefined) return reject(c, answers.missing_api_key)
     instance ??= defaultKeyward()
     let decision = instance.verifyFast(presented)
     if (decision instanceof Promise) decision = await decision
-    if (!decision.ok) throw rejection(answers[decision.code])
+    if (!decision.ok) return reject(c, answers[decision.code])
     c.set('apiKey', decision.key)
     await next()
   }
@@ -76,23 +78,29 @@ export function requireScopes(...scopes: string[]): MiddlewareHandler<{ Variable
   return async function requireScopesMiddleware(c, next) {
     // Read untyped: this middleware may run on a route apiKeyAuth() does not guard.
     const key = c.get('apiKey') as VerifiedKey | undefined
-    if (key === undefined) throw rejection(missing)
-    if (key.scopes.length > 0 && !scopes.every((scope) => key.scopes.includes(scope))) throw rejection(insufficient)
+    if (key === undefined) return reject(c, missing)
+    if (key.scopes.length > 0 && !scopes.every((scope) => key.scopes.includes(scope))) return reject(c, insufficient)
     await next()
   }
 }
 
 /**
- * The thrown form of an answer. Rejections are common (every bad request) and their stack is of no
- * use, so none is captured.
+ * Rejects as Hono's own `bearerAuth` does: throws an `HTTPException` carrying the ready response,
+ * so a host's `app.onError` sees it. A body the request may carry is drained first (bounded), so
+ * the connection stays usable (`answerBeforeBody`); a request without one is rejected at once.
  */
-function rejection(answer: HttpAnswer): HTTPException {
+function reject(c: Context, answer: HttpAnswer): Promise<never> {
+  const drained = answerBeforeBody(c, toResponse(answer))
+  if (drained instanceof Promise) return drained.then((response) => Promise.reject(exception(answer, response)))
+  throw exception(answer, drained)
+}
+
+/** Rejections are common (every bad request) and their stack is of no use, so none is captured. */
+function exception(answer: HttpAnswer, response: Response): HTTPException {
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 0
   try {
-    return new HTTPException(answer.status as 401, {
-      res: new Response(answer.body, { status: answer.status, headers: answer.headers }),
-    })
+    return new HTTPException(answer.status as 401, { res: response, message: answer.detail })
   } finally {
     Error.stackTraceLimit = limit
   }

@@ -1,14 +1,15 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { fail, type KeywardError, type Result } from '../core/errors.js'
 import type { Keyward } from '../core/keyward.js'
 import { fieldErrors } from '../core/schemas.js'
 import type { Actor } from '../core/types.js'
+import { DRAIN_LIMIT_FACTOR } from '../http/body.js'
 import { fetchHeader, type KeyExtractionOptions, keyExtractor } from '../http/problem.js'
 import { toCreatedObject, toDeliveryObject, toKeyObject, toRotatedObject, toUsageObject } from '../http/serialize.js'
 import { defaultKeyward } from '../index.js'
+import { answerBeforeBody, readBodyFirst } from './body.js'
 import { ACTOR_BINDING, type KeysRouterBindings, routeFallback } from './fallback.js'
 import { DEFAULT_OPENAPI_INFO, routerOpenApiDocument } from './openapi-document.js'
 import { problemJson } from './problem.js'
@@ -97,16 +98,14 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
   app.use('*', async (c, next) => {
     if (c.req.method === 'GET' && c.req.path.endsWith('/openapi.json') && options.openapi !== false) return next()
     const actor = await resolveActor(c)
-    if (!actor.ok) return problem(c, actor.error)
+    // Answered before the body is read: keep-alive connections must stay usable (issue 12).
+    if (!actor.ok) return answerBeforeBody(c, problem(c, actor.error), DRAIN_LIMIT_FACTOR * maxBodyBytes)
     c.set('actor', actor.value)
     await next()
   })
   app.use(
     '*',
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: (c) => problem(c, fail('payload_too_large', `The request body exceeds ${maxBodyBytes} bytes.`).error),
-    }),
+    readBodyFirst(maxBodyBytes, (c) => problem(c, fail('payload_too_large', `The request body exceeds ${maxBodyBytes} bytes.`).error)),
   )
 
   async function resolveActor(c: Context<RouterEnv>): Promise<Result<Actor>> {

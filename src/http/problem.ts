@@ -16,6 +16,8 @@ export interface HttpAnswer {
   status: number
   headers: Record<string, string>
   body: string
+  /** The problem's sentence, for logs (an `HTTPException`'s message). */
+  detail: string
 }
 
 export const PROBLEM_JSON = 'application/problem+json'
@@ -29,7 +31,7 @@ export function problemAnswer(
   const challenge = wwwAuthenticate(error.code, options.realm, error.detail, options.scope)
   if (challenge !== undefined) headers['www-authenticate'] = challenge
   if (error.code === 'store_unavailable') headers['retry-after'] = '1'
-  return { status: problem.status, headers, body: JSON.stringify(problem) }
+  return { status: problem.status, headers, body: JSON.stringify(problem), detail: problem.detail }
 }
 
 /** Precomputed answers for the codes the middleware returns on every bad request. */
@@ -57,6 +59,10 @@ export function rejectionAnswers<T = HttpAnswer>(
   encode: (answer: HttpAnswer) => T = (answer) => answer as T,
 ): Record<RejectionCode, T> {
   return Object.fromEntries(REJECTION_CODES.map((code) => [code, encode(answerFor(code, realm))])) as Record<RejectionCode, T>
+}
+
+export function toResponse(answer: HttpAnswer): Response {
+  return new Response(answer.body, { status: answer.status, headers: answer.headers })
 }
 
 /** Header names are validated once, when a middleware is built. */

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import {
   environmentSchema,
   expiresInSecondsSchema,
+  fieldWording,
   gracePeriodSecondsSchema,
   metadataSchema,
   nameSchema,
@@ -20,54 +21,78 @@ const isoDateTime = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 d
 const instant = z.string().meta({ format: 'date-time' })
 
 export const createKeyBody = z
-  .strictObject({
-    name: nameSchema,
-    scopes: scopesSchema.optional(),
-    metadata: metadataSchema.optional(),
-    environment: environmentSchema.optional().meta({ description: 'live (default) or test' }),
-    project_id: projectIdSchema.optional(),
-    expires_at: isoDateTime.optional().meta({ description: 'When the key stops working; must be in the future.' }),
-    expires_in_seconds: expiresInSecondsSchema.optional().meta({ description: 'Alternative to expires_at.' }),
-    rotation_interval_days: rotationIntervalDaysSchema.optional().meta({ description: 'Rotate automatically every N days.' }),
-    rotation_webhook_url: webhookUrlSchema.optional().meta({ description: 'Receives the new key of each scheduled rotation.' }),
-  })
+  .strictObject(
+    {
+      name: nameSchema,
+      scopes: scopesSchema.optional(),
+      metadata: metadataSchema.optional(),
+      environment: environmentSchema.optional().meta({ description: 'live (default) or test' }),
+      project_id: projectIdSchema.optional(),
+      expires_at: isoDateTime.optional().meta({ description: 'When the key stops working; must be in the future.' }),
+      expires_in_seconds: expiresInSecondsSchema.optional().meta({ description: 'Alternative to expires_at.' }),
+      rotation_interval_days: rotationIntervalDaysSchema.optional().meta({ description: 'Rotate automatically every N days.' }),
+      rotation_webhook_url: webhookUrlSchema.optional().meta({ description: 'Receives the new key of each scheduled rotation.' }),
+    },
+    fieldWording,
+  )
   .meta({ id: 'CreateApiKey' })
 
 export const updateKeyBody = z
-  .strictObject({
-    name: nameSchema.optional(),
-    scopes: scopesSchema.optional(),
-    metadata: metadataSchema.optional(),
-    expires_at: isoDateTime.nullable().optional(),
-    rotation_interval_days: rotationIntervalDaysSchema.nullable().optional(),
-    rotation_webhook_url: webhookUrlSchema.nullable().optional(),
-  })
+  .strictObject(
+    {
+      name: nameSchema.optional(),
+      scopes: scopesSchema.optional(),
+      metadata: metadataSchema.optional(),
+      expires_at: isoDateTime.nullable().optional(),
+      rotation_interval_days: rotationIntervalDaysSchema.nullable().optional(),
+      rotation_webhook_url: webhookUrlSchema.nullable().optional(),
+    },
+    fieldWording,
+  )
   .meta({ id: 'UpdateApiKey' })
 
 export const rotateKeyBody = z
-  .strictObject({
-    grace_period_seconds: gracePeriodSecondsSchema
-      .optional()
-      .meta({ description: 'How long the old key keeps working (0 = cut off now; at most 30 days).' }),
-  })
+  .strictObject(
+    {
+      grace_period_seconds: gracePeriodSecondsSchema
+        .optional()
+        .meta({ description: 'How long the old key keeps working (0 = cut off now; at most 30 days).' }),
+    },
+    fieldWording,
+  )
   .meta({ id: 'RotateApiKey' })
 
-export const listKeysQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).optional().meta({ description: 'Page size, 1-100 (default 20).' }),
-  cursor: z.string().max(512).optional().meta({ description: 'From the Link rel="next" header of the previous page.' }),
-  status: z.enum(KEY_STATUSES).optional(),
-  project_id: projectIdSchema.optional(),
-  environment: environmentSchema.optional(),
-})
+export const listKeysQuery = z.strictObject(
+  {
+    limit: z.coerce.number(fieldWording).int().min(1).max(100).optional().meta({ description: 'Page size, 1-100 (default 20).' }),
+    cursor: z.string(fieldWording).max(512).optional().meta({ description: 'From the Link rel="next" header of the previous page.' }),
+    status: z.enum(KEY_STATUSES, fieldWording).optional(),
+    project_id: projectIdSchema.optional(),
+    environment: environmentSchema.optional(),
+  },
+  fieldWording,
+)
 
-export const usageQuery = z.strictObject({
-  days: z.coerce.number().int().min(1).max(90).optional().meta({ description: 'Length of the daily series, 1-90 (default 30).' }),
-  include_predecessors: z.enum(['true', 'false']).optional().meta({ description: 'Also count the keys this one was rotated from.' }),
-})
+export const usageQuery = z.strictObject(
+  {
+    days: z.coerce
+      .number(fieldWording)
+      .int()
+      .min(1)
+      .max(90)
+      .optional()
+      .meta({ description: 'Length of the daily series, 1-90 (default 30).' }),
+    include_predecessors: z
+      .enum(['true', 'false'], fieldWording)
+      .optional()
+      .meta({ description: 'Also count the keys this one was rotated from.' }),
+  },
+  fieldWording,
+)
 
 export const keyIdParam = z.object({
   id: z
-    .string()
+    .string(fieldWording)
     .max(64)
     .meta({ param: { name: 'id', in: 'path' }, example: 'key_3hVq8bTzK0mN2pXr5sW7yA' }),
 })

@@ -5,6 +5,7 @@ import type { Actor } from '../../src/core/types.js'
 import { keyward } from '../../src/index.js'
 import { TestClock } from '../helpers/clock.js'
 import { readJson } from '../helpers/http.js'
+import { type KeepAliveAnswer, type KeepAliveCall, keepAliveClient } from '../helpers/keep-alive.js'
 import { tempSqlitePath } from '../helpers/sqlite.js'
 
 /**
@@ -34,6 +35,16 @@ export interface RunningServer {
  */
 export type StartServer = (setup: HttpAppSetup) => Promise<RunningServer>
 
+export interface HttpBehaviourOptions {
+  /**
+   * The host app parses JSON bodies before keyward sees them (`express.json()` mounted first). Such
+   * a body is already off the wire when keyward answers, so keyward has nothing to drain and keeps
+   * the connection even for a body it would otherwise close on.
+   * @default false
+   */
+  hostParsesJson?: boolean
+}
+
 const TENANT = 'acme'
 const OTHER_TENANT = 'globex'
 const SECOND = 1000
@@ -60,7 +71,7 @@ interface Minted {
 // biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON bodies
 type Json = any
 
-export function describeHttpBehaviour(name: string, startServer: StartServer): void {
+export function describeHttpBehaviour(name: string, startServer: StartServer, options: HttpBehaviourOptions = {}): void {
   const cleanups: (() => Promise<void>)[] = []
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
@@ -765,6 +776,238 @@ export function describeHttpBehaviour(name: string, startServer: StartServer): v
         expect([400, 404]).toContain(response.status)
         await expectProblem(response, response.status, response.status === 400 ? 'validation_error' : 'not_found')
       })
+
+      it('words every field error as a predicate of its field, never in the validator’s own words', async () => {
+        // Issue 12, defect 9: a missing name answered "Invalid input: expected string, received undefined".
+        const { kw, admin, request } = await start()
+        const before = await stored(kw)
+        const bodies: [string, string, unknown, { field: string; message: string }[]][] = [
+          ['POST', '/api-keys', {}, [{ field: 'name', message: 'is required' }]],
+          ['POST', '/api-keys', { name: null }, [{ field: 'name', message: 'must be a string' }]],
+          ['POST', '/api-keys', { name: 42 }, [{ field: 'name', message: 'must be a string' }]],
+          ['POST', '/api-keys', { name: '' }, [{ field: 'name', message: 'must not be empty' }]],
+          ['POST', '/api-keys', { name: '   ' }, [{ field: 'name', message: 'must not be blank' }]],
+          ['POST', '/api-keys', { name: 'x'.repeat(101) }, [{ field: 'name', message: 'must be at most 100 characters' }]],
+          ['POST', '/api-keys', { name: 'x', scopes: 'orders:read' }, [{ field: 'scopes', message: 'must be an array' }]],
+          ['POST', '/api-keys', { name: 'x', scopes: [42] }, [{ field: 'scopes.0', message: 'must be a string' }]],
+          [
+            'POST',
+            '/api-keys',
+            { name: 'x', scopes: ['orders read'] },
+            [{ field: 'scopes.0', message: 'must be 1-64 characters of A-Z a-z 0-9 _ . : * / -' }],
+          ],
+          ['POST', '/api-keys', { name: 'x', metadata: ['a'] }, [{ field: 'metadata', message: 'must be an object' }]],
+          ['POST', '/api-keys', { name: 'x', environment: 'prod' }, [{ field: 'environment', message: 'must be one of: live, test' }]],
+          ['POST', '/api-keys', { name: 'x', project_id: 7 }, [{ field: 'project_id', message: 'must be a string' }]],
+          [
+            'POST',
+            '/api-keys',
+            { name: 'x', expires_in_seconds: 1.5 },
+            [{ field: 'expires_in_seconds', message: 'must be a whole number' }],
+          ],
+          ['POST', '/api-keys', { name: 'x', expires_in_seconds: '60' }, [{ field: 'expires_in_seconds', message: 'must be a number' }]],
+          ['POST', '/api-keys', { name: 'x', expires_in_seconds: 0 }, [{ field: 'expires_in_seconds', message: 'must be at least 1' }]],
+          [
+            'POST',
+            '/api-keys',
+            { name: 'x', rotation_interval_days: 0 },
+            [{ field: 'rotation_interval_days', message: 'must be at least 1' }],
+          ],
+          [
+            'POST',
+            '/api-keys',
+            { name: 'x', rotation_interval_days: 366 },
+            [{ field: 'rotation_interval_days', message: 'must be at most 365' }],
+          ],
+          [
+            'POST',
+            '/api-keys',
+            { name: 'x', expires_at: 'tomorrow' },
+            [{ field: 'expires_at', message: 'must be an ISO 8601 date-time with a time zone' }],
+          ],
+          ['POST', '/api-keys', { name: 'x', tenant_id: 'globex' }, [{ field: 'tenant_id', message: 'is not a known field' }]],
+          [
+            'POST',
+            '/api-keys',
+            { scopes: 'x', environment: 'prod' },
+            [
+              { field: 'name', message: 'is required' },
+              { field: 'scopes', message: 'must be an array' },
+              { field: 'environment', message: 'must be one of: live, test' },
+            ],
+          ],
+          ['POST', '/api-keys', [], [{ field: '(body)', message: 'must be an object' }]],
+          ['PATCH', `/api-keys/${admin.id}`, { name: null }, [{ field: 'name', message: 'must be a string' }]],
+          [
+            'PATCH',
+            `/api-keys/${admin.id}`,
+            { scopes: [''] },
+            [{ field: 'scopes.0', message: 'must be 1-64 characters of A-Z a-z 0-9 _ . : * / -' }],
+          ],
+          [
+            'POST',
+            `/api-keys/${admin.id}/rotate`,
+            { grace_period_seconds: '60' },
+            [{ field: 'grace_period_seconds', message: 'must be a number' }],
+          ],
+          [
+            'POST',
+            `/api-keys/${admin.id}/rotate`,
+            { grace_period_seconds: -1 },
+            [{ field: 'grace_period_seconds', message: 'must not be negative' }],
+          ],
+        ]
+        for (const [method, path, json, errors] of bodies) {
+          const problem = await expectProblem(await request(path, { method, key: admin.key, json }), 400, 'validation_error')
+          expect(problem.errors, `${method} ${path} ${JSON.stringify(json)}`).toEqual(errors)
+        }
+        const queries: [string, { field: string; message: string }[]][] = [
+          ['/api-keys?limit=abc', [{ field: 'limit', message: 'must be a number' }]],
+          ['/api-keys?limit=0', [{ field: 'limit', message: 'must be at least 1' }]],
+          ['/api-keys?limit=101', [{ field: 'limit', message: 'must be at most 100' }]],
+          ['/api-keys?limit=1.5', [{ field: 'limit', message: 'must be a whole number' }]],
+          ['/api-keys?status=deleted', [{ field: 'status', message: 'must be one of: active, expired, revoked, rotating, rotated' }]],
+          [`/api-keys?cursor=${'x'.repeat(513)}`, [{ field: 'cursor', message: 'must be at most 512 characters' }]],
+          ['/api-keys?colour=red', [{ field: 'colour', message: 'is not a known field' }]],
+          [
+            `/api-keys/${admin.id}/usage?days=x&include_predecessors=yes`,
+            [
+              { field: 'days', message: 'must be a number' },
+              { field: 'include_predecessors', message: 'must be one of: true, false' },
+            ],
+          ],
+          [`/api-keys/key_${'x'.repeat(500)}`, [{ field: 'id', message: 'must be at most 64 characters' }]],
+        ]
+        for (const [path, errors] of queries) {
+          const problem = await expectProblem(await request(path, { key: admin.key }), 400, 'validation_error')
+          expect(problem.errors, path).toEqual(errors)
+        }
+        expect(await stored(kw)).toEqual(before)
+      })
+    })
+
+    describe('answers sent before the body is read', () => {
+      // Issue 12, defect 5. A keep-alive client sends its next request on the same connection; an
+      // answer given before the body was read must leave that connection usable: keyward reads and
+      // drops up to 64 KiB of such a body, and announces `Connection: close` for anything larger.
+      const LARGE = 2 * 1024 * 1024
+      const OVER_THE_DRAIN_BOUND = 90 * 1024
+      const SMALL = 10 * 1024
+
+      /** Sends `first` and then `GET /api-keys` over one keep-alive connection; returns both answers. */
+      async function twoOnOneConnection(url: string, key: string, path: string, first: KeepAliveCall) {
+        const client = keepAliveClient(url)
+        cleanups.push(async () => client.close())
+        const early = await client.send(path, first)
+        const next = await client.send('/api-keys', { headers: { 'x-api-key': key } })
+        expect(next.status, next.text).toBe(200)
+        // Kept connections are reused; closed ones announced it, so the client opened a new one.
+        if (early.headers.connection === 'close') expect(next.socket).not.toBe(early.socket)
+        else expect(next.socket).toBe(early.socket)
+        return early
+      }
+
+      it('answers 413 to a 2 MB body on POST /api-keys, closing the connection, and the next request works', async () => {
+        const { admin, url } = await start()
+        for (const chunked of [false, true]) {
+          const early = await twoOnOneConnection(url, admin.key, '/api-keys', {
+            method: 'POST',
+            headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
+            body: jsonOfSize(LARGE),
+            chunked,
+          })
+          expectEarlyProblem(early, 413, 'payload_too_large')
+          // express.json() has already read (and dropped) the whole body; keyward itself reads at most 64 KiB.
+          expect(early.headers.connection, `chunked: ${chunked}`).toBe(options.hostParsesJson ? 'keep-alive' : 'close')
+        }
+      })
+
+      it('answers 413 to a body a little over the limit and keeps the connection', async () => {
+        const { admin, url } = await start()
+        const early = await twoOnOneConnection(url, admin.key, '/api-keys', {
+          method: 'POST',
+          headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
+          body: jsonOfSize(20 * 1024),
+        })
+        expectEarlyProblem(early, 413, 'payload_too_large')
+        expect(early.headers.connection).toBe('keep-alive')
+      })
+
+      it('answers 415 to a body that is not JSON and keeps the connection', async () => {
+        const { admin, url } = await start()
+        const early = await twoOnOneConnection(url, admin.key, '/api-keys', {
+          method: 'POST',
+          headers: { 'x-api-key': admin.key, 'content-type': 'text/plain' },
+          body: Buffer.alloc(SMALL, 'x'),
+        })
+        expectEarlyProblem(early, 415, 'unsupported_media_type')
+        expect(early.headers.connection).toBe('keep-alive')
+      })
+
+      it('answers 401 to a POST /api-keys with a body and no key and keeps the connection', async () => {
+        const { admin, url } = await start()
+        const early = await twoOnOneConnection(url, admin.key, '/api-keys', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: jsonOfSize(SMALL),
+        })
+        expectEarlyProblem(early, 401, 'missing_api_key')
+        expect(early.headers.connection).toBe('keep-alive')
+      })
+
+      it('answers 401 (not 413) to a POST /api-keys with a body over 64 KiB and no key, closing the connection', async () => {
+        const { admin, url } = await start()
+        for (const chunked of [false, true]) {
+          const early = await twoOnOneConnection(url, admin.key, '/api-keys', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: jsonOfSize(OVER_THE_DRAIN_BOUND),
+            chunked,
+          })
+          expectEarlyProblem(early, 401, 'missing_api_key')
+          expect(early.headers.connection, `chunked: ${chunked}`).toBe(options.hostParsesJson ? 'keep-alive' : 'close')
+        }
+      })
+
+      it('answers 401 from apiKeyAuth to a POST with a body and keeps the connection, without running the handler', async () => {
+        const { admin, url, handled } = await start()
+        const early = await twoOnOneConnection(url, admin.key, '/v1/orders', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: jsonOfSize(SMALL),
+        })
+        expectEarlyProblem(early, 401, 'missing_api_key')
+        expect(early.headers.connection).toBe('keep-alive')
+        expect(handled).toEqual([])
+      })
+
+      it('answers 401 from apiKeyAuth to a POST with a body over 64 KiB, closing the connection, and the next request works', async () => {
+        const { admin, url, handled } = await start()
+        for (const chunked of [false, true]) {
+          const early = await twoOnOneConnection(url, admin.key, '/v1/orders', {
+            method: 'POST',
+            headers: { 'x-api-key': 'sk_live_nope', 'content-type': 'application/json' },
+            body: jsonOfSize(OVER_THE_DRAIN_BOUND),
+            chunked,
+          })
+          expectEarlyProblem(early, 401, 'invalid_api_key')
+          expect(early.headers.connection, `chunked: ${chunked}`).toBe(options.hostParsesJson ? 'keep-alive' : 'close')
+        }
+        expect(handled).toEqual([])
+      })
+
+      it('answers 403 from requireScopes to a POST with a body and keeps the connection', async () => {
+        const { kw, admin, url, handled } = await start()
+        const reader = await mint(kw, { tenantId: TENANT }, { name: 'reader', scopes: ['orders:read'] })
+        const early = await twoOnOneConnection(url, admin.key, '/v1/orders', {
+          method: 'POST',
+          headers: { 'x-api-key': reader.key, 'content-type': 'application/json' },
+          body: jsonOfSize(SMALL),
+        })
+        expectEarlyProblem(early, 403, 'insufficient_scope')
+        expect(early.headers.connection).toBe('keep-alive')
+        expect(handled).toEqual([])
+      })
     })
 
     describe('rotation', () => {
@@ -919,13 +1162,38 @@ async function expectProblem(response: Response, status: number, code: string): 
   const body = JSON.parse(text)
   expect(body).toMatchObject({ type: expect.any(String), title: expect.any(String), status, code, detail: expect.any(String) })
   expect(body.detail.length).toBeGreaterThan(0)
+  expectHouseWording(body)
   return body
+}
+
+/** A JSON object of exactly `bytes` bytes: a name and padding. */
+function jsonOfSize(bytes: number): Buffer {
+  const shell = JSON.stringify({ name: 'big', metadata: { padding: '' } })
+  return Buffer.from(JSON.stringify({ name: 'big', metadata: { padding: 'x'.repeat(bytes - shell.length) } }))
+}
+
+/** `expectProblem` for an answer read by the keep-alive client. */
+function expectEarlyProblem(answer: KeepAliveAnswer, status: number, code: string): void {
+  expect(answer.status, answer.text).toBe(status)
+  expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/)
+  expect(JSON.parse(answer.text)).toMatchObject({ status, code })
 }
 
 function fieldsOf(problem: Json): string[] {
   expect(Array.isArray(problem.errors), JSON.stringify(problem)).toBe(true)
   for (const error of problem.errors) expect(error).toEqual({ field: expect.any(String), message: expect.any(String) })
   return problem.errors.map((error: { field: string }) => error.field)
+}
+
+/**
+ * keyward's field errors read as predicates of the field ("is required", "must be a string"), never
+ * as the validator's own sentences ("Invalid input: expected string, received undefined").
+ */
+function expectHouseWording(problem: Json): void {
+  for (const error of problem.errors ?? []) {
+    expect(error.message, JSON.stringify(error)).toMatch(/^(?:is|must|cannot|has) /)
+    expect(error.message).not.toMatch(/^Invalid input/i)
+  }
 }
 
 /** The target of `Link: <...>; rel="next"`, or null on the last page. */
