@@ -1,21 +1,100 @@
-import { and, type Column, eq, gt, isNotNull, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm'
-import type { KeyStatus, ListCursor } from '../core/types.js'
+import { and, type Column, eq, gt, inArray, isNotNull, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm'
+import type { RotateRequest } from '../core/store.js'
+import type { KeyStatus, ListCursor, ListKeysQuery } from '../core/types.js'
 
 /**
- * Query pieces shared by every dialect: drizzle's operators are dialect-neutral, so the meaning of
- * a derived status is written once. It must agree with `statusOf` in core/decide.ts (the store
- * contract suite checks that it does).
+ * The WHERE clauses every dialect shares: drizzle's operators are dialect-neutral, so what a query
+ * means is written once and each store only says how to run it. The derived status must agree with
+ * `statusOf` in core/records.ts (the store contract suite checks that it does).
  */
 export interface KeyColumns {
+  id: Column
+  tenantId: Column
+  projectId: Column
+  environment: Column
   revokedAt: Column
   expiresAt: Column
   replacedByKeyId: Column
   graceExpiresAt: Column
   createdAt: Column
-  id: Column
+  nextRotationAt: Column
 }
 
-export function statusCondition(table: KeyColumns, status: KeyStatus, now: Date): SQL {
+export interface DeliveryColumns {
+  id: Column
+  tenantId: Column
+  keyId: Column
+  status: Column
+  nextAttemptAt: Column
+  lockedUntil: Column
+}
+
+/** One key of one tenant: a tenant never reaches another tenant's row by id. */
+export function keyOfTenant(table: KeyColumns, tenantId: string, id: string): SQL {
+  return and(eq(table.tenantId, tenantId), eq(table.id, id)) as SQL
+}
+
+/**
+ * A page of a listing. `id` may be an expression, so a dialect can compare ids byte-wise whatever
+ * the database's collation (PostgreSQL: `collate "C"`).
+ */
+export function listCondition(table: KeyColumns, query: ListKeysQuery, id: Column | SQL = table.id): SQL {
+  return and(
+    eq(table.tenantId, query.tenantId),
+    query.projectId !== undefined ? eq(table.projectId, query.projectId) : undefined,
+    query.environment !== undefined ? eq(table.environment, query.environment) : undefined,
+    query.status !== undefined ? statusCondition(table, query.status, query.now) : undefined,
+    query.after !== undefined ? afterCursor({ createdAt: table.createdAt, id }, query.after) : undefined,
+  ) as SQL
+}
+
+/**
+ * The old key of a rotation, only while it may still be rotated: not replaced, not revoked, and
+ * (scheduled rotation) still due at the time the scheduler read. This update is the lock: of two
+ * concurrent rotations only one matches.
+ */
+export function rotatableCondition(
+  table: KeyColumns,
+  request: Pick<RotateRequest, 'tenantId' | 'oldKeyId' | 'expectedNextRotationAt'>,
+): SQL {
+  return and(
+    keyOfTenant(table, request.tenantId, request.oldKeyId),
+    isNull(table.replacedByKeyId),
+    isNull(table.revokedAt),
+    request.expectedNextRotationAt !== undefined ? eq(table.nextRotationAt, request.expectedNextRotationAt) : undefined,
+  ) as SQL
+}
+
+/** Keys whose scheduled rotation is due. */
+export function dueForRotation(table: KeyColumns, now: Date): SQL {
+  return and(lte(table.nextRotationAt, now), isNull(table.revokedAt), isNull(table.replacedByKeyId)) as SQL
+}
+
+/** A delivery no claimant holds at `now`. */
+export function unlocked(table: DeliveryColumns, now: Date): SQL {
+  return or(isNull(table.lockedUntil), lte(table.lockedUntil, now)) as SQL
+}
+
+/** Deliveries due for an attempt and not held by another claimant. */
+export function claimableDelivery(table: DeliveryColumns, now: Date): SQL {
+  return and(eq(table.status, 'pending'), lte(table.nextAttemptAt, now), unlocked(table, now)) as SQL
+}
+
+/** A tenant's deliveries for these keys. */
+export function deliveriesOf(table: DeliveryColumns, tenantId: string, keyIds: string[]): SQL {
+  return and(eq(table.tenantId, tenantId), inArray(table.keyId, keyIds)) as SQL
+}
+
+/** Usage rows of these keys from `fromDay` on. */
+export function usageSince(table: { keyId: Column; day: Column }, keyIds: string[], fromDay: string): SQL {
+  return and(inArray(table.keyId, keyIds), sql`${table.day} >= ${fromDay}`) as SQL
+}
+
+export function statusCondition(
+  table: Pick<KeyColumns, 'revokedAt' | 'expiresAt' | 'replacedByKeyId' | 'graceExpiresAt'>,
+  status: KeyStatus,
+  now: Date,
+): SQL {
   const notRevoked = isNull(table.revokedAt)
   const notExpired = or(isNull(table.expiresAt), gt(table.expiresAt, now)) as SQL
   switch (status) {
@@ -37,10 +116,7 @@ export function statusCondition(table: KeyColumns, status: KeyStatus, now: Date)
   }
 }
 
-/**
- * Rows strictly after the cursor in (created_at desc, id desc) order. `id` may be an expression, so
- * a dialect can compare ids byte-wise whatever the database's collation (PostgreSQL: `collate "C"`).
- */
+/** Rows strictly after the cursor in (created_at desc, id desc) order. */
 export function afterCursor(table: { createdAt: Column; id: Column | SQL }, cursor: ListCursor): SQL {
   return or(lt(table.createdAt, cursor.createdAt), and(eq(table.createdAt, cursor.createdAt), sql`${table.id} < ${cursor.id}`)) as SQL
 }

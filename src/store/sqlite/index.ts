@@ -1,11 +1,21 @@
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
-import { and, asc, desc, eq, gt, inArray, isNull, lte, or, sql, sum } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, inArray, lte, sql, sum } from 'drizzle-orm'
 import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { type ChangeBatch, type KeyStore, type RotateOutcome, type RotateRequest, StoreUnavailableError } from '../../core/store.js'
 import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
-import { afterCursor, statusCondition, usageRows } from '../conditions.js'
+import {
+  claimableDelivery,
+  deliveriesOf,
+  dueForRotation,
+  keyOfTenant,
+  listCondition,
+  rotatableCondition,
+  unlocked,
+  usageRows,
+  usageSince,
+} from '../conditions.js'
 import { sqlitePathFromUrl } from '../open.js'
 import * as schema from './schema.js'
 import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
@@ -115,7 +125,7 @@ export class SqliteStore implements KeyStore {
         (this.db
           .select()
           .from(apiKeys)
-          .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
+          .where(keyOfTenant(apiKeys, tenantId, id))
           .get() as ApiKeyRecord | undefined) ?? null,
     )
   }
@@ -126,15 +136,7 @@ export class SqliteStore implements KeyStore {
         this.db
           .select()
           .from(apiKeys)
-          .where(
-            and(
-              eq(apiKeys.tenantId, query.tenantId),
-              query.projectId !== undefined ? eq(apiKeys.projectId, query.projectId) : undefined,
-              query.environment !== undefined ? eq(apiKeys.environment, query.environment) : undefined,
-              query.status !== undefined ? statusCondition(apiKeys, query.status, query.now) : undefined,
-              query.after !== undefined ? afterCursor(apiKeys, query.after) : undefined,
-            ),
-          )
+          .where(listCondition(apiKeys, query))
           .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
           .limit(query.limit)
           .all() as ApiKeyRecord[],
@@ -162,7 +164,7 @@ export class SqliteStore implements KeyStore {
           const row = tx
             .update(apiKeys)
             .set(set as typeof apiKeys.$inferInsert)
-            .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, id)))
+            .where(keyOfTenant(apiKeys, tenantId, id))
             .returning()
             .get() as ApiKeyRecord | undefined
           if (row === undefined) return null
@@ -175,7 +177,7 @@ export class SqliteStore implements KeyStore {
   }
 
   rotateKey(request: RotateRequest): Promise<RotateOutcome> {
-    const { tenantId, oldKeyId, newKey, graceExpiresAt, now, expectedNextRotationAt, delivery } = request
+    const { tenantId, oldKeyId, newKey, graceExpiresAt, now, delivery } = request
     return guard(() =>
       this.db.transaction(
         (tx): RotateOutcome => {
@@ -183,22 +185,14 @@ export class SqliteStore implements KeyStore {
           const oldKey = tx
             .update(apiKeys)
             .set({ replacedByKeyId: newKey.id, graceExpiresAt, nextRotationAt: null, updatedAt: now })
-            .where(
-              and(
-                eq(apiKeys.tenantId, tenantId),
-                eq(apiKeys.id, oldKeyId),
-                isNull(apiKeys.replacedByKeyId),
-                isNull(apiKeys.revokedAt),
-                expectedNextRotationAt !== undefined ? eq(apiKeys.nextRotationAt, expectedNextRotationAt) : undefined,
-              ),
-            )
+            .where(rotatableCondition(apiKeys, request))
             .returning()
             .get() as ApiKeyRecord | undefined
           if (oldKey === undefined) {
             const current = tx
               .select()
               .from(apiKeys)
-              .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, oldKeyId)))
+              .where(keyOfTenant(apiKeys, tenantId, oldKeyId))
               .get()
             if (current === undefined) return { ok: false, reason: 'not_found' }
             if (current.revokedAt !== null) return { ok: false, reason: 'key_revoked' }
@@ -243,7 +237,7 @@ export class SqliteStore implements KeyStore {
       this.db
         .select({ day: apiKeyUsage.day, count: sum(apiKeyUsage.requestCount).mapWith(Number) })
         .from(apiKeyUsage)
-        .where(and(inArray(apiKeyUsage.keyId, keyIds), sql`${apiKeyUsage.day} >= ${fromDay}`))
+        .where(usageSince(apiKeyUsage, keyIds, fromDay))
         .groupBy(apiKeyUsage.day)
         .orderBy(asc(apiKeyUsage.day))
         .all(),
@@ -297,7 +291,7 @@ export class SqliteStore implements KeyStore {
         this.db
           .select()
           .from(apiKeys)
-          .where(and(lte(apiKeys.nextRotationAt, now), isNull(apiKeys.revokedAt), isNull(apiKeys.replacedByKeyId)))
+          .where(dueForRotation(apiKeys, now))
           .orderBy(asc(apiKeys.nextRotationAt))
           .limit(limit)
           .all() as ApiKeyRecord[],
@@ -311,13 +305,7 @@ export class SqliteStore implements KeyStore {
           const due = tx
             .select({ id: webhookDeliveries.id })
             .from(webhookDeliveries)
-            .where(
-              and(
-                eq(webhookDeliveries.status, 'pending'),
-                lte(webhookDeliveries.nextAttemptAt, now),
-                or(isNull(webhookDeliveries.lockedUntil), lte(webhookDeliveries.lockedUntil, now)),
-              ),
-            )
+            .where(claimableDelivery(webhookDeliveries, now))
             .orderBy(asc(webhookDeliveries.nextAttemptAt))
             .limit(limit)
             .all()
@@ -331,7 +319,7 @@ export class SqliteStore implements KeyStore {
                   webhookDeliveries.id,
                   due.map((row) => row.id),
                 ),
-                or(isNull(webhookDeliveries.lockedUntil), lte(webhookDeliveries.lockedUntil, now)),
+                unlocked(webhookDeliveries, now),
               ),
             )
             .returning()
@@ -356,7 +344,7 @@ export class SqliteStore implements KeyStore {
         this.db
           .select()
           .from(webhookDeliveries)
-          .where(and(eq(webhookDeliveries.tenantId, tenantId), inArray(webhookDeliveries.keyId, keyIds)))
+          .where(deliveriesOf(webhookDeliveries, tenantId, keyIds))
           .orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id))
           .all() as WebhookDelivery[],
     )

@@ -1,0 +1,354 @@
+import { asc, desc, eq, gt, inArray, lte, type SQL, sql, sum } from 'drizzle-orm'
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
+import type { AnyPgColumn } from 'drizzle-orm/pg-core'
+import type pg from 'pg'
+import type { ChangeBatch, KeyStore, RotateOutcome, RotateRequest } from '../../core/store.js'
+import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
+import {
+  claimableDelivery,
+  deliveriesOf,
+  dueForRotation,
+  keyOfTenant,
+  listCondition,
+  rotatableCondition,
+  usageRows,
+  usageSince,
+} from '../conditions.js'
+import { guard, isUnavailable, retryOnDeadlock } from './errors.js'
+import { CHANGES_CHANNEL, ChangeListener } from './listener.js'
+import { ignore, migrateSerialized } from './migrate.js'
+import * as schema from './schema.js'
+import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
+
+type Db = NodePgDatabase<typeof schema>
+
+/** `id collate "C"`: ids ordered byte-wise, as SQLite orders them, whatever the database locale. */
+function bytewise(column: AnyPgColumn): SQL {
+  return sql`${column} collate "C"`
+}
+
+const keyIdBytewise = bytewise(apiKeys.id)
+
+export class PostgresStore implements KeyStore {
+  readonly dialect = 'postgres'
+  readonly #findByHash
+  readonly #listeners = new Set<ChangeListener>()
+  #migrationPending: boolean
+  #migrating: Promise<void> | undefined
+
+  constructor(
+    /** The drizzle instance, for host apps that want to query keyward's tables themselves. */
+    readonly db: Db,
+    private readonly pool: pg.Pool,
+    private readonly owned: boolean,
+    private readonly listenConfig: pg.ClientConfig,
+    migrationPending: boolean,
+  ) {
+    this.#migrationPending = migrationPending
+    this.#findByHash = db
+      .select()
+      .from(apiKeys)
+      .where(eq(apiKeys.keyHash, sql.placeholder('keyHash')))
+      .prepare('keyward_find_key_by_hash')
+  }
+
+  insertKey(record: ApiKeyRecord): Promise<void> {
+    return this.#guard(async () => {
+      await this.db.insert(apiKeys).values(record)
+    })
+  }
+
+  findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null> {
+    return this.#guard(async () => ((await this.#findByHash.execute({ keyHash }))[0] as ApiKeyRecord | undefined) ?? null)
+  }
+
+  findKey(tenantId: string, id: string): Promise<ApiKeyRecord | null> {
+    return this.#guard(async () => {
+      const rows = await this.db
+        .select()
+        .from(apiKeys)
+        .where(keyOfTenant(apiKeys, tenantId, id))
+      return (rows[0] as ApiKeyRecord | undefined) ?? null
+    })
+  }
+
+  listKeys(query: ListKeysQuery): Promise<ApiKeyRecord[]> {
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select()
+          .from(apiKeys)
+          .where(listCondition(apiKeys, query, keyIdBytewise))
+          .orderBy(desc(apiKeys.createdAt), desc(keyIdBytewise))
+          .limit(query.limit)) as ApiKeyRecord[],
+    )
+  }
+
+  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date): Promise<ApiKeyRecord | null> {
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        const [row] = await tx
+          .update(apiKeys)
+          .set({ ...patch, updatedAt: now })
+          .where(keyOfTenant(apiKeys, tenantId, id))
+          .returning()
+        if (row === undefined) return null
+        await logChange(tx, row.keyHash, now)
+        return row as ApiKeyRecord
+      }),
+    )
+  }
+
+  revokeKey(tenantId: string, id: string, now: Date): Promise<ApiKeyRecord | null> {
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        const [row] = await tx
+          .update(apiKeys)
+          .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${now.toISOString()}::timestamptz)`, updatedAt: now })
+          .where(keyOfTenant(apiKeys, tenantId, id))
+          .returning()
+        if (row === undefined) return null
+        await logChange(tx, row.keyHash, now)
+        return row as ApiKeyRecord
+      }),
+    )
+  }
+
+  rotateKey(request: RotateRequest): Promise<RotateOutcome> {
+    const { tenantId, oldKeyId, newKey, graceExpiresAt, now, delivery } = request
+    return this.#guard(() =>
+      this.#transaction(async (tx): Promise<RotateOutcome> => {
+        // The conditional update is the lock: a concurrent rotation waits for this row, then finds
+        // replaced_by_key_id set and matches nothing (read committed re-checks the condition).
+        const [oldKey] = await tx
+          .update(apiKeys)
+          .set({ replacedByKeyId: newKey.id, graceExpiresAt, nextRotationAt: null, updatedAt: now })
+          .where(rotatableCondition(apiKeys, request))
+          .returning()
+        if (oldKey === undefined) {
+          const [current] = await tx
+            .select({ revokedAt: apiKeys.revokedAt, replacedByKeyId: apiKeys.replacedByKeyId })
+            .from(apiKeys)
+            .where(keyOfTenant(apiKeys, tenantId, oldKeyId))
+          if (current === undefined) return { ok: false, reason: 'not_found' }
+          if (current.revokedAt !== null) return { ok: false, reason: 'key_revoked' }
+          if (current.replacedByKeyId !== null) return { ok: false, reason: 'already_rotated' }
+          return { ok: false, reason: 'not_due' }
+        }
+        await tx.insert(apiKeys).values(newKey)
+        if (delivery !== undefined) await tx.insert(webhookDeliveries).values(delivery)
+        await logChange(tx, oldKey.keyHash, now)
+        return { ok: true, oldKey: oldKey as ApiKeyRecord, newKey }
+      }),
+    )
+  }
+
+  recordUsage(increments: UsageIncrement[]): Promise<void> {
+    if (increments.length === 0) return Promise.resolve()
+    // The whole flush is one statement with one parameter (a JSON array), whatever the number of
+    // keys: the daily counts are upserted in a data-modifying CTE and last_used_at moved forward by
+    // the outer UPDATE, atomically. The upsert takes rows in key order so overlapping flushes of several
+    // instances lock in one order; a deadlock left anyway (the UPDATE's join order is the
+    // planner's) is retried.
+    const rows = JSON.stringify(
+      usageRows(increments).map((row) => ({
+        key_id: row.keyId,
+        day: row.day,
+        request_count: row.count,
+        used_at: new Date(row.lastUsedAt).toISOString(),
+      })),
+    )
+    return this.#guard(() =>
+      retryOnDeadlock(async () => {
+        await this.db.execute(sql`with v as (
+            select * from json_to_recordset(${rows}::json) as v(key_id text, day text, request_count bigint, used_at timestamptz)
+          ), counted as (
+            insert into ${apiKeyUsage} (key_id, day, request_count, last_used_at)
+            select key_id, day, request_count, used_at from v order by key_id, day
+            on conflict (key_id, day) do update set
+              request_count = ${apiKeyUsage}.request_count + excluded.request_count,
+              last_used_at = greatest(${apiKeyUsage}.last_used_at, excluded.last_used_at)
+          )
+          update ${apiKeys} set last_used_at = latest.used_at
+          from (select key_id, max(used_at) as used_at from v group by key_id) as latest
+          where ${apiKeys.id} = latest.key_id and (${apiKeys.lastUsedAt} is null or ${apiKeys.lastUsedAt} < latest.used_at)`)
+      }),
+    )
+  }
+
+  usageByDay(keyIds: string[], fromDay: string): Promise<UsageDay[]> {
+    if (keyIds.length === 0) return Promise.resolve([])
+    return this.#guard(() =>
+      this.db
+        .select({ day: apiKeyUsage.day, count: sum(apiKeyUsage.requestCount).mapWith(Number) })
+        .from(apiKeyUsage)
+        .where(usageSince(apiKeyUsage, keyIds, fromDay))
+        .groupBy(apiKeyUsage.day)
+        .orderBy(asc(apiKeyUsage.day)),
+    )
+  }
+
+  totalRequests(keyIds: string[]): Promise<number> {
+    if (keyIds.length === 0) return Promise.resolve(0)
+    return this.#guard(async () => {
+      const [row] = await this.db
+        .select({ total: sum(apiKeyUsage.requestCount).mapWith(Number) })
+        .from(apiKeyUsage)
+        .where(inArray(apiKeyUsage.keyId, keyIds))
+      return row?.total ?? 0
+    })
+  }
+
+  latestChangeSeq(): Promise<number> {
+    return this.#guard(async () => {
+      const [row] = await this.db.select({ seq: sql<number | null>`max(${apiKeyChanges.seq})`.mapWith(Number) }).from(apiKeyChanges)
+      return row?.seq ?? 0
+    })
+  }
+
+  readChanges(afterSeq: number, limit: number): Promise<ChangeBatch> {
+    return this.#guard(async () => {
+      const rows = await this.db
+        .select({ seq: apiKeyChanges.seq, keyHash: apiKeyChanges.keyHash })
+        .from(apiKeyChanges)
+        .where(gt(apiKeyChanges.seq, afterSeq))
+        .orderBy(asc(apiKeyChanges.seq))
+        .limit(limit)
+      return { seq: rows.at(-1)?.seq ?? afterSeq, keyHashes: rows.map((row) => row.keyHash) }
+    })
+  }
+
+  pruneChanges(before: Date): Promise<void> {
+    return this.#guard(async () => {
+      await this.db.delete(apiKeyChanges).where(lte(apiKeyChanges.changedAt, before))
+    })
+  }
+
+  findDueRotations(now: Date, limit: number): Promise<ApiKeyRecord[]> {
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select()
+          .from(apiKeys)
+          .where(dueForRotation(apiKeys, now))
+          .orderBy(asc(apiKeys.nextRotationAt))
+          .limit(limit)) as ApiKeyRecord[],
+    )
+  }
+
+  claimDeliveries(now: Date, lockUntil: Date, limit: number): Promise<WebhookDelivery[]> {
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        // Rows another claimant holds are skipped, not waited for; one it claimed and committed
+        // meanwhile fails the condition, which FOR UPDATE re-checks on the latest row version.
+        // The locking select is its own statement so its LIMIT bounds the claim: nested in the
+        // update as `id IN (subquery)`, a claimant was seen taking more than `limit` rows under
+        // load (the subquery can be evaluated again, and SKIP LOCKED then finds further rows).
+        const due = await tx
+          .select({ id: webhookDeliveries.id })
+          .from(webhookDeliveries)
+          .where(claimableDelivery(webhookDeliveries, now))
+          .orderBy(asc(webhookDeliveries.nextAttemptAt))
+          .limit(limit)
+          .for('update', { skipLocked: true })
+        if (due.length === 0) return []
+        return (await tx
+          .update(webhookDeliveries)
+          .set({ lockedUntil: lockUntil })
+          .where(
+            inArray(
+              webhookDeliveries.id,
+              due.map((row) => row.id),
+            ),
+          )
+          .returning()) as WebhookDelivery[]
+      }),
+    )
+  }
+
+  saveDelivery(delivery: WebhookDelivery): Promise<void> {
+    const { id, ...rest } = delivery
+    return this.#guard(async () => {
+      await this.db.update(webhookDeliveries).set(rest).where(eq(webhookDeliveries.id, id))
+    })
+  }
+
+  listDeliveries(tenantId: string, keyIds: string[]): Promise<WebhookDelivery[]> {
+    if (keyIds.length === 0) return Promise.resolve([])
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select()
+          .from(webhookDeliveries)
+          .where(deliveriesOf(webhookDeliveries, tenantId, keyIds))
+          .orderBy(desc(webhookDeliveries.createdAt), desc(bytewise(webhookDeliveries.id)))) as WebhookDelivery[],
+    )
+  }
+
+  /**
+   * LISTENs on a dedicated connection and calls `onChange` after every committed change. When
+   * that connection drops it reconnects with backoff and calls `onChange` once it listens again:
+   * changes committed meanwhile are in the change log, which the sync reads from where it stopped.
+   * Never rejects for an unreachable database: the poll covers until the connection is back.
+   */
+  async subscribeChanges(onChange: () => void): Promise<() => Promise<void>> {
+    const listener = new ChangeListener(this.listenConfig, onChange, () => this.#listeners.delete(listener))
+    this.#listeners.add(listener)
+    await listener.start()
+    return () => listener.stop()
+  }
+
+  /** Ends the LISTEN connections, and the pool if the store opened it. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#listeners].map((listener) => listener.stop()))
+    if (this.owned && !this.pool.ended && !this.pool.ending) await this.pool.end()
+  }
+
+  /** Runs `work` once the schema is migrated, with connection failures as StoreUnavailableError. */
+  #guard<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.#migrationPending) return guard(work)
+    return guard(async () => {
+      this.#migrating ??= migrateSerialized(this.pool).finally(() => {
+        this.#migrating = undefined
+      })
+      await this.#migrating
+      this.#migrationPending = false
+      return work()
+    })
+  }
+
+  /**
+   * A transaction on one pooled connection. The connection gets an error listener while it is
+   * checked out: a socket that dies mid-transaction fails the running query, and the client's
+   * unheard 'error' event would otherwise end the process.
+   */
+  async #transaction<T>(work: (tx: Db) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect()
+    client.on('error', ignore)
+    let broken: Error | undefined
+    try {
+      return await drizzle({ client, schema }).transaction(work)
+    } catch (error) {
+      if (isUnavailable(error)) broken = error instanceof Error ? error : new Error(String(error))
+      throw error
+    } finally {
+      client.removeListener('error', ignore)
+      client.release(broken)
+    }
+  }
+}
+
+/**
+ * Appends to the change log and notifies listeners; both take effect at commit.
+ *
+ * Sequence numbers are drawn at insert but become visible at commit, so without care a change
+ * could commit after a later-numbered one that a reader has already moved past, and never be
+ * read. The transaction-scoped lock makes commit order equal sequence order; it is taken last,
+ * so it is held only for the insert and the commit.
+ */
+async function logChange(tx: Db, keyHash: string, now: Date): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtext('keyward:api_key_changes'))`)
+  await tx.execute(sql`with change as (
+      insert into ${apiKeyChanges} (key_hash, changed_at) values (${keyHash}, ${now.toISOString()}::timestamptz) returning seq
+    ) select pg_notify(${CHANGES_CHANNEL}, change.seq::text) from change`)
+}
