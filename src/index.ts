@@ -1,4 +1,5 @@
 import { Keyward, type KeywardOptions } from './core/keyward.js'
+import { outboundPolicyFromEnv } from './core/lifecycle/transport.js'
 import type { KeyStore } from './core/store.js'
 import { type DatabaseInput, openStore } from './store/open.js'
 
@@ -28,8 +29,9 @@ export interface KeywardConfig extends Omit<KeywardOptions, 'store'> {
   database?: DatabaseInput
   /**
    * Where the `KEYWARD_*` variables are read from: `KEYWARD_DATABASE_URL` (when `database` is
-   * absent) and `KEYWARD_PEPPER` (when `pepper` is absent). The factory is the only place keyward
-   * reads the environment.
+   * absent), `KEYWARD_PEPPER` (when `pepper` is absent), `KEYWARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS`
+   * and `KEYWARD_WEBHOOKS_ALLOW_INSECURE_HTTP` (`true` or `1`, when the `webhooks` option does not
+   * say). The factory is the only place keyward reads the environment.
    * @default process.env
    */
   env?: Record<string, string | undefined>
@@ -47,8 +49,14 @@ export function keyward(config: KeywardConfig = {}): Keyward {
   return new Keyward({
     ...options,
     pepper: options.pepper ?? env.KEYWARD_PEPPER,
+    webhooks: { ...outboundPolicyFromEnv(env), ...definedOnly(options.webhooks) },
     store: store ?? openStore(database ?? env.KEYWARD_DATABASE_URL ?? './keyward.db'),
   })
+}
+
+/** An options object without its `undefined` entries, so they do not hide what the environment says. */
+function definedOnly<T extends object>(value: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, entry]) => entry !== undefined)) as Partial<T>
 }
 
 let defaultInstance: Keyward | undefined

@@ -20,7 +20,9 @@ afterEach(async () => {
 })
 
 function open(path: string, clock: TestClock, options: Partial<KeywardOptions> = {}) {
-  const kw = new Keyward({ store: createSqliteStore({ url: path }), now: clock.now, ...options })
+  // The receivers below listen on 127.0.0.1 over plain HTTP: allowed here, refused by default.
+  const webhooks = { allowPrivateNetworks: true, allowInsecureHttp: true, ...options.webhooks }
+  const kw = new Keyward({ store: createSqliteStore({ url: path }), now: clock.now, ...options, webhooks })
   cleanups.push(() => kw.close())
   return kw
 }

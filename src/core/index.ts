@@ -2,6 +2,8 @@ export { ERRORS, type ErrorCode, type FieldError, type KeywardError, type Proble
 export { generateKey, hashKey, parseKey } from './key-format.js'
 export * from './keyward.js'
 export { signWebhook } from './lifecycle/signing.js'
+export { checkWebhookUrl, isPublicAddress, type OutboundPolicy } from './lifecycle/ssrf.js'
+export { type Lookup, WebhookRefusedError } from './lifecycle/transport.js'
 export type { Clock } from './options.js'
 export { statusOf, toApiKey } from './records.js'
 export * from './store.js'

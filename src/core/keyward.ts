@@ -1,6 +1,7 @@
 import type { Result } from './errors.js'
-import { fetchSend, Outbox } from './lifecycle/outbox.js'
+import { Outbox } from './lifecycle/outbox.js'
 import { RotationScheduler, type SchedulerRun } from './lifecycle/scheduler.js'
+import { createWebhookTransport } from './lifecycle/transport.js'
 import type { CreateKeyInput, ListKeysInput, RotateKeyInput, UpdateKeyInput, UsageInput } from './management/inputs.js'
 import { type CreatedKey, KeyManager, type KeyPage, type RotatedKey } from './management/keys.js'
 import { type KeywardOptions, resolveOptions } from './options.js'
@@ -33,7 +34,8 @@ export class Keyward {
     this.#runtime = new Runtime(resolved, options.store)
     this.#verifier = new Verifier(this.#runtime)
     this.#keys = new KeyManager(this.#runtime)
-    this.#outbox = new Outbox(this.#runtime, fetchSend)
+    const transport = createWebhookTransport({ policy: resolved.outboundPolicy, lookup: resolved.webhookLookup, ca: resolved.webhookCa })
+    this.#outbox = new Outbox(this.#runtime, transport)
     this.#scheduler = new RotationScheduler(this.#runtime, this.#outbox)
   }
 

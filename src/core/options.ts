@@ -1,5 +1,7 @@
 import { assertPrefix } from './key-format.js'
 import { DEFAULT_RETRY_SCHEDULE_SECONDS } from './lifecycle/signing.js'
+import type { OutboundPolicy } from './lifecycle/ssrf.js'
+import type { Lookup } from './lifecycle/transport.js'
 import { gracePeriodSecondsSchema } from './schemas.js'
 import type { KeyStore } from './store.js'
 import type { VerificationCacheOptions } from './verification/cache.js'
@@ -48,7 +50,7 @@ export interface KeywardOptions {
   onError?: (error: unknown, context: string) => void
 }
 
-export interface WebhookOptions {
+export interface WebhookOptions extends Partial<OutboundPolicy> {
   /** @default 10_000 */
   timeoutMs?: number
   /**
@@ -56,6 +58,17 @@ export interface WebhookOptions {
    * @default [5, 30, 120, 600, 1800, 7200, 18000]
    */
   retryScheduleSeconds?: number[]
+  /**
+   * Resolves a webhook's host name at delivery. Every address it answers is checked against the
+   * policy and the connection goes to one of those addresses (no second lookup to rebind).
+   * @default the operating system's resolver
+   */
+  lookup?: Lookup
+  /**
+   * Trusted certificate authorities (PEM) for receivers behind a private CA (and tests).
+   * @default Node's bundled root certificates
+   */
+  ca?: string | Buffer
 }
 
 export interface CacheSyncOptions {
@@ -90,6 +103,10 @@ export interface ResolvedOptions {
   defaultGraceSeconds: number
   webhookTimeoutMs: number
   retryScheduleSeconds: number[]
+  /** Where webhooks may go: checked when a URL is saved and again at delivery. */
+  outboundPolicy: OutboundPolicy
+  webhookLookup: Lookup | undefined
+  webhookCa: string | Buffer | undefined
   onError: (error: unknown, context: string) => void
 }
 
@@ -124,6 +141,12 @@ export function resolveOptions(options: KeywardOptions): ResolvedOptions {
     defaultGraceSeconds,
     webhookTimeoutMs: positive(options.webhooks?.timeoutMs ?? 10_000, 'webhooks.timeoutMs'),
     retryScheduleSeconds,
+    outboundPolicy: {
+      allowPrivateNetworks: options.webhooks?.allowPrivateNetworks === true,
+      allowInsecureHttp: options.webhooks?.allowInsecureHttp === true,
+    },
+    webhookLookup: options.webhooks?.lookup,
+    webhookCa: options.webhooks?.ca,
     onError: options.onError ?? ((error, context) => console.error(`keyward: ${context}:`, errorMessage(error))),
   }
 }

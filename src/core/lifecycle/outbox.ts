@@ -7,18 +7,7 @@ import type { Runtime } from '../runtime.js'
 import type { KeyStore } from '../store.js'
 import type { Actor, DeliveryView, WebhookDelivery } from '../types.js'
 import { openPayload, webhookHeaders } from './signing.js'
-
-/** What a delivery attempt needs from the network: one POST, its status, nothing followed. */
-export type WebhookSend = (request: { url: string; headers: Record<string, string>; body: string; timeoutMs: number }) => Promise<{
-  status: number
-}>
-
-/** The POST of the standard `fetch`; redirects are answers, never followed (Standard Webhooks). */
-export const fetchSend: WebhookSend = async ({ url, headers, body, timeoutMs }) => {
-  const response = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) })
-  await response.body?.cancel().catch(() => undefined)
-  return { status: response.status }
-}
+import { WebhookRefusedError, type WebhookTransport } from './transport.js'
 
 /**
  * The webhook outbox: deliveries are rows written in the same transaction as the change they
@@ -27,9 +16,9 @@ export const fetchSend: WebhookSend = async ({ url, headers, body, timeoutMs }) 
  */
 export class Outbox {
   readonly #runtime: Runtime
-  readonly #send: WebhookSend
+  readonly #send: WebhookTransport
 
-  constructor(runtime: Runtime, send: WebhookSend) {
+  constructor(runtime: Runtime, send: WebhookTransport) {
     this.#runtime = runtime
     this.#send = send
   }
@@ -90,6 +79,9 @@ export class Outbox {
         gone = status === 410
       } catch (cause) {
         error = errorMessage(cause)
+        // Refused by the outbound policy (a name that now resolves into a private network): every
+        // retry would be refused too, so the delivery fails at once.
+        if (cause instanceof WebhookRefusedError) gone = true
       }
     }
     const attempts = [

@@ -5,6 +5,7 @@ import type { Runtime } from '../runtime.js'
 import type { WebhookDelivery } from '../types.js'
 import type { Outbox } from './outbox.js'
 import { sealPayload } from './signing.js'
+import { checkWebhookUrl } from './ssrf.js'
 
 export interface SchedulerRun {
   rotated: number
@@ -31,11 +32,21 @@ export class RotationScheduler {
 
   async run(options: { limit?: number } = {}): Promise<SchedulerRun> {
     const store = await this.#runtime.openStore()
-    const { prefix, pepper, defaultGraceSeconds } = this.#runtime.options
+    const { prefix, pepper, defaultGraceSeconds, outboundPolicy } = this.#runtime.options
     const now = this.#runtime.now()
     let rotated = 0
     for (const due of await store.findDueRotations(now, options.limit ?? 100)) {
       if (due.nextRotationAt === null || due.rotationWebhookUrl === null || due.rotationWebhookSecret === null) continue
+      if (checkWebhookUrl(due.rotationWebhookUrl, outboundPolicy) !== undefined) {
+        // Saved before the policy refused it (an http:// or private URL): the new secret could never
+        // be delivered, so the key is not rotated out from under its owner; its schedule stops.
+        await store.updateKey(due.tenantId, due.id, { rotationIntervalDays: null, nextRotationAt: null }, now)
+        this.#runtime.options.onError(
+          new Error(`the rotation webhook URL of key ${due.id} is refused by the outbound policy`),
+          'scheduled rotation',
+        )
+        continue
+      }
       const graceExpiresAt = new Date(now.getTime() + defaultGraceSeconds * 1000)
       const { record: newKey, key } = mintSuccessor(due, now, prefix, pepper)
       const body = JSON.stringify({

@@ -1,5 +1,6 @@
 import { fail, ok, type Result } from '../errors.js'
 import { newWebhookSecret } from '../lifecycle/signing.js'
+import { checkWebhookUrl } from '../lifecycle/ssrf.js'
 import { mintKeyRecord, mintSuccessor, nextRotationAt, toApiKey } from '../records.js'
 import type { Runtime } from '../runtime.js'
 import type { Actor, ApiKey, KeyPatch } from '../types.js'
@@ -71,6 +72,8 @@ export class KeyManager {
     const expiry = resolveExpiry(data.expiresAt, data.expiresInSeconds, now)
     if (!expiry.ok) return expiry
     if (data.rotationIntervalDays !== undefined && data.rotationWebhookUrl === undefined) return scheduleNeedsWebhook()
+    const unsafeUrl = data.rotationWebhookUrl === undefined ? undefined : this.#checkWebhookUrl(data.rotationWebhookUrl)
+    if (unsafeUrl) return unsafeUrl
     const webhookSecret = data.rotationWebhookUrl !== undefined ? newWebhookSecret() : undefined
     const { options } = this.#runtime
     const minted = mintKeyRecord(
@@ -142,6 +145,8 @@ export class KeyManager {
       const ceiling = grantCeiling(actor, data.scopes)
       if (ceiling) return ceiling
     }
+    const unsafeUrl = typeof data.rotationWebhookUrl === 'string' ? this.#checkWebhookUrl(data.rotationWebhookUrl) : undefined
+    if (unsafeUrl) return unsafeUrl
     const now = this.#runtime.now()
     const patch: KeyPatch = {}
     if (data.name !== undefined) patch.name = data.name
@@ -226,6 +231,13 @@ export class KeyManager {
       this.#runtime.evict(outcome.oldKey.keyHash)
       return ok({ key: minted.key, newKey: toApiKey(outcome.newKey, now), oldKey: toApiKey(outcome.oldKey, now) })
     })
+  }
+
+  /** Save-time SSRF check of a webhook URL (no DNS: a public-looking name is checked again at delivery). */
+  #checkWebhookUrl(url: string) {
+    const problem = checkWebhookUrl(url, this.#runtime.options.outboundPolicy)
+    if (problem === undefined) return undefined
+    return fail('validation_error', 'The request has invalid fields.', [{ field: 'rotation_webhook_url', message: problem }])
   }
 }
 
