@@ -329,7 +329,9 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         { day: '2026-03-01', count: 13, rateLimited: 0, creditsRefused: 0 },
         { day: '2026-03-02', count: 3, rateLimited: 0, creditsRefused: 0 },
       ])
-      expect(await store.usageByDay([a.id, b.id], '2026-03-02')).toEqual([{ day: '2026-03-02', count: 3, rateLimited: 0, creditsRefused: 0 }])
+      expect(await store.usageByDay([a.id, b.id], '2026-03-02')).toEqual([
+        { day: '2026-03-02', count: 3, rateLimited: 0, creditsRefused: 0 },
+      ])
       expect((await store.findKey('tenant_a', a.id))?.lastUsedAt).toEqual(at(50))
       expect((await store.findKey('tenant_a', b.id))?.lastUsedAt).toEqual(at(30))
     })
@@ -437,9 +439,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const key = makeRecord({ creditsRemaining: 30, creditsRefilledAt: T0 })
       await store.insertKey(key)
       const other = await another()
-      const leases = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store : other).leaseCredits(key.id, 4, at(1))),
-      )
+      const leases = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store : other).leaseCredits(key.id, 4, at(1))))
       const granted = leases.reduce((sum, lease) => sum + (lease?.granted ?? 0), 0)
       expect(granted).toBe(30)
       expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(0)
@@ -457,7 +457,12 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       await store.returnCredits([{ keyId: key.id, version: 0, refilledAt: T0, amount: 2 }])
       expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(6)
       // Credits set anew (a PATCH moves the version on): an earlier lease's rest is not added to them.
-      await store.updateKey('tenant_a', key.id, { credits: { remaining: 100, refillAmount: null, refillInterval: null, refilledAt: at(2) } }, at(2))
+      await store.updateKey(
+        'tenant_a',
+        key.id,
+        { credits: { remaining: 100, refillAmount: null, refillInterval: null, refilledAt: at(2) } },
+        at(2),
+      )
       const patched = await store.findKey('tenant_a', key.id)
       expect(patched).toMatchObject({ creditsRemaining: 100, creditsVersion: 1, creditsRefilledAt: at(2) })
       await store.returnCredits([{ keyId: key.id, version: 0, refilledAt: T0, amount: 4 }])

@@ -34,6 +34,7 @@ export async function startAppProcess(databaseUrl: string, env: Record<string, s
     })
     child.stderr?.on('data', (chunk: Buffer) => {
       output += chunk.toString()
+      if (process.env.KEYWARD_TEST_CHILD_STDERR === '1') process.stderr.write(chunk)
     })
     child.once('exit', (code) => {
       clearTimeout(timer)
