@@ -1,7 +1,7 @@
 import { effectiveCredits } from '../controls/credits.js'
 import { compileControls, type KeyControls, type LimitReport, type RequestFacts } from '../controls/enforcer.js'
 import { tenantRateLimitsOf } from '../controls/schemas.js'
-import { hashKey, parseKey } from '../key-format.js'
+import { hashKey, keyChecker } from '../key-format.js'
 import type { Clock } from '../options.js'
 import type { Runtime } from '../runtime.js'
 import type { KeyStore } from '../store.js'
@@ -67,7 +67,7 @@ interface PendingRead {
  */
 export class Verifier {
   readonly #runtime: Runtime
-  readonly #prefix: string
+  readonly #checkKey: (candidate: string) => string | null
   readonly #pepper: string | undefined
   readonly #clock: Clock
   readonly #cache: VerificationCache | undefined
@@ -76,7 +76,7 @@ export class Verifier {
 
   constructor(runtime: Runtime) {
     this.#runtime = runtime
-    this.#prefix = runtime.options.prefix
+    this.#checkKey = keyChecker(runtime.options.prefix)
     this.#pepper = runtime.options.pepper
     this.#clock = runtime.options.clock
     this.#cache = runtime.cache
@@ -89,7 +89,7 @@ export class Verifier {
    */
   verifyFast<R>(candidate: string, request?: R, facts?: RequestFacts<R>): Decision | Promise<Decision> {
     // Shape and checksum first: a mistyped or invented key costs no hashing and no I/O.
-    if (parseKey(candidate, this.#prefix) === null) return INVALID
+    if (this.#checkKey(candidate) === null) return INVALID
     const keyHash = hashKey(candidate, this.#pepper)
     const nowMs = this.#clock.now()
     const cache = this.#cache
