@@ -3,7 +3,7 @@ import { hc } from 'hono/client'
 import { HTTPException } from 'hono/http-exception'
 import type { JSONParsed } from 'hono/utils/types'
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
-import type { VerifiedKey } from '../src/core/types.js'
+import type { KeyStatus, VerifiedKey } from '../src/core/types.js'
 import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
 import type { CreatedKeyObject, KeyObject } from '../src/http/serialize.js'
 import { type Keyward, keyward } from '../src/index.js'
@@ -63,7 +63,7 @@ describe('the typed client', () => {
     if (one.status !== 200) throw new Error(await one.text())
     const oneBody = await one.json()
     expectTypeOf(oneBody).toEqualTypeOf<JSONParsed<KeyObject>>()
-    expectTypeOf(oneBody.status).toEqualTypeOf<'active' | 'expired' | 'revoked' | 'rotating' | 'rotated'>()
+    expectTypeOf(oneBody.status).toEqualTypeOf<KeyStatus>()
     expect(oneBody).toMatchObject({ id: createdBody.id, status: 'active' })
     // @ts-expect-error the secret is in the create answer only
     expect(oneBody.key).toBeUndefined()

@@ -6,9 +6,7 @@ import { Hono } from 'hono'
 import { Webhook } from 'standardwebhooks'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Keyward, type KeywardOptions } from '../src/core/keyward.js'
-import { newWebhookSecret } from '../src/core/lifecycle/signing.js'
 import type { Lookup } from '../src/core/lifecycle/transport.js'
-import { mintKeyRecord } from '../src/core/records.js'
 import { type ApiKeyVariables, apiKeyAuth, createKeysRouter } from '../src/hono/index.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 import { webhookDeliveries } from '../src/store/sqlite/schema.js'
@@ -478,27 +476,12 @@ describe('scheduled rotation', () => {
       onError: (error, context) => errors.push(`${context}: ${error instanceof Error ? error.message : String(error)}`),
     })
     const hook = await receiver()
-    // Saved by an earlier version, straight into the store: the API would refuse this URL now.
+    const legacy = await create(kw, { name: 'legacy', rotationIntervalDays: 1, rotationWebhookUrl: 'https://hooks.example.com/keyward' })
+    const { key } = legacy
+    const record = legacy.apiKey
+    // Saved by an earlier version, straight into the store: the API refuses an http URL now.
     const store = await kw.ready()
-    const { key, record } = mintKeyRecord(
-      {
-        tenantId: tenant.tenantId,
-        projectId: null,
-        name: 'legacy',
-        environment: 'live',
-        scopes: [],
-        metadata: {},
-        expiresAt: null,
-        rotationIntervalDays: 1,
-        rotationWebhookUrl: hook.url,
-        rotationWebhookSecret: newWebhookSecret(),
-        rotatedFromKeyId: null,
-      },
-      clock.date(),
-      'sk',
-      undefined,
-    )
-    await store.insertKey(record)
+    await store.updateKey(tenant.tenantId, record.id, { rotationWebhookUrl: hook.url }, clock.date())
     clock.advance(DAY)
     expect(await kw.runDueRotations()).toEqual({ rotated: 0, delivered: 0, failed: 0 })
     const kept = await kw.getKey(tenant, record.id)
