@@ -1,5 +1,5 @@
 import { generateKey, hashKey, newId } from './key-format.js'
-import type { ApiKey, ApiKeyRecord, Environment, KeyStatus, Metadata } from './types.js'
+import type { ApiKey, ApiKeyRecord, AuditActor, Environment, KeyStatus, Metadata } from './types.js'
 
 /**
  * How a key row is built and what it shows, written once: creation and both kinds of rotation
@@ -26,6 +26,8 @@ export interface NewKeyFields {
   rotationWebhookUrl: string | null
   rotationWebhookSecret: string | null
   rotatedFromKeyId: string | null
+  /** Who creates it (or rotates its predecessor). */
+  createdBy: AuditActor | null
 }
 
 /** A freshly minted secret and the row that stores only its hash. */
@@ -48,6 +50,7 @@ export function mintKeyRecord(fields: NewKeyFields, now: Date, prefix: string, p
     updatedAt: now,
     lastUsedAt: null,
     revokedAt: null,
+    revokedBy: null,
     replacedByKeyId: null,
     graceExpiresAt: null,
     nextRotationAt: nextRotationAt(now, fields.rotationIntervalDays),
@@ -59,7 +62,13 @@ export function mintKeyRecord(fields: NewKeyFields, now: Date, prefix: string, p
  * The replacement of a key: everything but the secret is inherited, and its lifetime (an old key
  * created to live 30 days yields a successor that lives 30 days from the rotation).
  */
-export function mintSuccessor(current: ApiKeyRecord, now: Date, prefix: string, pepper: string | undefined): MintedKey {
+export function mintSuccessor(
+  current: ApiKeyRecord,
+  now: Date,
+  prefix: string,
+  pepper: string | undefined,
+  createdBy: AuditActor | null,
+): MintedKey {
   const lifetimeMs = current.expiresAt === null ? null : current.expiresAt.getTime() - current.createdAt.getTime()
   return mintKeyRecord(
     {
@@ -74,6 +83,7 @@ export function mintSuccessor(current: ApiKeyRecord, now: Date, prefix: string, 
       rotationWebhookUrl: current.rotationWebhookUrl,
       rotationWebhookSecret: current.rotationWebhookSecret,
       rotatedFromKeyId: current.id,
+      createdBy,
     },
     now,
     prefix,
@@ -116,5 +126,7 @@ export function toApiKey(record: ApiKeyRecord, now: Date): ApiKey {
     rotationIntervalDays: record.rotationIntervalDays,
     nextRotationAt: record.nextRotationAt,
     rotationWebhookUrl: record.rotationWebhookUrl,
+    createdBy: record.createdBy,
+    revokedBy: record.revokedBy,
   }
 }

@@ -43,6 +43,8 @@ export function makeRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord 
     nextRotationAt: null,
     rotationWebhookUrl: null,
     rotationWebhookSecret: null,
+    createdBy: null,
+    revokedBy: null,
     ...overrides,
   }
 }
@@ -62,6 +64,8 @@ export function makeDelivery(keyId: string, overrides: Partial<WebhookDelivery> 
     lockedUntil: null,
     createdAt: T0,
     updatedAt: T0,
+    endpointId: null,
+    eventId: null,
     ...overrides,
   }
 }

@@ -1,8 +1,11 @@
+import { auditActorOf } from '../audit/events.js'
+import type { AuditLog } from '../audit/log.js'
 import { fail, ok, type Result } from '../errors.js'
 import { newWebhookSecret } from '../lifecycle/signing.js'
 import { checkWebhookUrl } from '../lifecycle/ssrf.js'
 import { mintKeyRecord, mintSuccessor, nextRotationAt, toApiKey } from '../records.js'
 import type { Runtime } from '../runtime.js'
+import type { AuditWrite } from '../store.js'
 import type { Actor, ApiKey, KeyPatch } from '../types.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
 import {
@@ -50,9 +53,12 @@ export interface KeyPage {
  */
 export class KeyManager {
   readonly #runtime: Runtime
+  /** Every change writes its audit event in its own transaction (issue 15). */
+  readonly #audit: AuditLog
 
-  constructor(runtime: Runtime) {
+  constructor(runtime: Runtime, audit: AuditLog) {
     this.#runtime = runtime
+    this.#audit = audit
   }
 
   async createKey(actor: Actor, input: CreateKeyInput): Promise<Result<CreatedKey>> {
@@ -89,13 +95,23 @@ export class KeyManager {
         rotationWebhookUrl: data.rotationWebhookUrl ?? null,
         rotationWebhookSecret: webhookSecret ?? null,
         rotatedFromKeyId: null,
+        createdBy: auditActorOf(actor),
       },
       now,
       options.prefix,
       options.pepper,
     )
     return this.#runtime.guard(async (store) => {
-      await store.insertKey(minted.record)
+      const recorder = await this.#audit.recorder(store, actor, now)
+      const audit = recorder.write([
+        recorder.keyEvent('api_key.created', minted.record, {
+          environment: minted.record.environment,
+          scopes: minted.record.scopes,
+          expires_at: minted.record.expiresAt?.toISOString() ?? null,
+        }),
+      ])
+      await store.insertKey(minted.record, audit)
+      this.#audit.publish(audit)
       const created: CreatedKey = { key: minted.key, apiKey: toApiKey(minted.record, now) }
       if (webhookSecret !== undefined) created.rotationWebhookSecret = webhookSecret
       return ok(created)
@@ -179,9 +195,15 @@ export class KeyManager {
       if (patch.rotationWebhookUrl && current.rotationWebhookSecret === null) patch.rotationWebhookSecret = newWebhookSecret()
       // Nothing asked for: nothing written, not even updated_at, and no cache eviction.
       if (Object.keys(patch).length === 0) return ok(toApiKey(current, now))
-      const updated = await store.updateKey(actor.tenantId, id, patch, now)
+      const recorder = await this.#audit.recorder(store, actor, now)
+      let audit: AuditWrite | undefined
+      const updated = await store.updateKey(actor.tenantId, id, patch, now, (before, after) => {
+        audit = recorder.updated(before, after)
+        return audit
+      })
       if (updated === null) return fail('not_found')
       this.#runtime.evict(updated.keyHash)
+      this.#audit.publish(audit)
       return ok(toApiKey(updated, now))
     })
   }
@@ -200,9 +222,15 @@ export class KeyManager {
       const refused = targetCeiling(actor, current)
       if (refused) return refused
       const now = this.#runtime.now()
-      const revoked = await store.revokeKey(actor.tenantId, id, now)
+      const recorder = await this.#audit.recorder(store, actor, now)
+      let audit: AuditWrite | undefined
+      const revoked = await store.revokeKey(actor.tenantId, id, now, auditActorOf(actor), (_before, after) => {
+        audit = recorder.write([recorder.keyEvent('api_key.revoked', after)])
+        return audit
+      })
       if (revoked === null) return fail('not_found')
       this.#runtime.evict(revoked.keyHash)
+      this.#audit.publish(audit)
       return ok(toApiKey(revoked, now))
     })
   }
@@ -225,10 +253,19 @@ export class KeyManager {
       const refused = targetCeiling(actor, current) ?? rotatable(current, now)
       if (refused) return refused
       const graceExpiresAt = new Date(now.getTime() + (parsed.value.gracePeriodSeconds ?? options.defaultGraceSeconds) * 1000)
-      const minted = mintSuccessor(current, now, options.prefix, options.pepper)
-      const outcome = await store.rotateKey({ tenantId: actor.tenantId, oldKeyId: id, newKey: minted.record, graceExpiresAt, now })
+      const minted = mintSuccessor(current, now, options.prefix, options.pepper, auditActorOf(actor))
+      const recorder = await this.#audit.recorder(store, actor, now)
+      const audit = recorder.write([
+        recorder.keyEvent('api_key.rotated', current, {
+          new_key_id: minted.record.id,
+          grace_expires_at: graceExpiresAt.toISOString(),
+          scheduled: false,
+        }),
+      ])
+      const outcome = await store.rotateKey({ tenantId: actor.tenantId, oldKeyId: id, newKey: minted.record, graceExpiresAt, now, audit })
       if (!outcome.ok) return rotateFailure(outcome.reason)
       this.#runtime.evict(outcome.oldKey.keyHash)
+      this.#audit.publish(audit)
       return ok({ key: minted.key, newKey: toApiKey(outcome.newKey, now), oldKey: toApiKey(outcome.oldKey, now) })
     })
   }

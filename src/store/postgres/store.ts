@@ -1,9 +1,11 @@
-import { asc, desc, eq, gt, inArray, lte, type SQL, sql, sum } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, inArray, isNull, lt, lte, type SQL, sql, sum } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import type pg from 'pg'
-import type { ChangeBatch, KeyStore, RotateOutcome, RotateRequest } from '../../core/store.js'
-import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
+import type { ListEventsQuery, StoredEvent, WebhookEndpointRecord } from '../../core/audit/types.js'
+import type { AuditOf, AuditWrite, ChangeBatch, EndingKeysQuery, KeyStore, RotateOutcome, RotateRequest } from '../../core/store.js'
+import type { ApiKeyRecord, AuditActor, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
+import { endingCondition, endingOrder, eventRow, eventSelection, eventsCondition, settledBefore } from '../audit.js'
 import {
   claimableDelivery,
   deliveriesOf,
@@ -18,7 +20,7 @@ import { guard, isUnavailable, retryOnDeadlock } from './errors.js'
 import { CHANGES_CHANNEL, ChangeListener } from './listener.js'
 import { ignore, migrateSerialized } from './migrate.js'
 import * as schema from './schema.js'
-import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
+import { apiKeyChanges, apiKeys, apiKeyUsage, auditEvents, webhookDeliveries, webhookEndpoints } from './schema.js'
 
 type Db = NodePgDatabase<typeof schema>
 
@@ -52,10 +54,18 @@ export class PostgresStore implements KeyStore {
       .prepare('keyward_find_key_by_hash')
   }
 
-  insertKey(record: ApiKeyRecord): Promise<void> {
-    return this.#guard(async () => {
-      await this.db.insert(apiKeys).values(record)
-    })
+  insertKey(record: ApiKeyRecord, audit?: AuditWrite): Promise<void> {
+    if (audit === undefined) {
+      return this.#guard(async () => {
+        await this.db.insert(apiKeys).values(record)
+      })
+    }
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        await tx.insert(apiKeys).values(record)
+        await writeAudit(tx, audit)
+      }),
+    )
   }
 
   findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null> {
@@ -84,38 +94,45 @@ export class PostgresStore implements KeyStore {
     )
   }
 
-  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date): Promise<ApiKeyRecord | null> {
-    return this.#guard(() =>
-      this.#transaction(async (tx) => {
-        const [row] = await tx
-          .update(apiKeys)
-          .set({ ...patch, updatedAt: now })
-          .where(keyOfTenant(apiKeys, tenantId, id))
-          .returning()
-        if (row === undefined) return null
-        await logChange(tx, row.keyHash, now)
-        return row as ApiKeyRecord
-      }),
-    )
+  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date, audit?: AuditOf): Promise<ApiKeyRecord | null> {
+    return this.#changeAndLog(tenantId, id, { ...patch, updatedAt: now }, now, audit)
   }
 
-  revokeKey(tenantId: string, id: string, now: Date): Promise<ApiKeyRecord | null> {
+  revokeKey(tenantId: string, id: string, now: Date, revokedBy: AuditActor | null = null, audit?: AuditOf): Promise<ApiKeyRecord | null> {
+    return this.#changeAndLog(tenantId, id, { revokedAt: now, revokedBy, updatedAt: now }, now, audit, (before) => before.revokedAt === null)
+  }
+
+  /**
+   * Updates one key of a tenant, appends it to the change log and writes its audit events, in one
+   * transaction. The row before the change is read `FOR UPDATE`: a concurrent update waits for this
+   * one to commit, so the audit's "before" is exact. `applies` may decline the change (revoking a
+   * revoked key): the row is returned as it is and nothing is written.
+   */
+  #changeAndLog(
+    tenantId: string,
+    id: string,
+    set: Partial<typeof apiKeys.$inferInsert>,
+    now: Date,
+    audit?: AuditOf,
+    applies?: (before: ApiKeyRecord) => boolean,
+  ): Promise<ApiKeyRecord | null> {
     return this.#guard(() =>
       this.#transaction(async (tx) => {
-        const [row] = await tx
-          .update(apiKeys)
-          .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${now.toISOString()}::timestamptz)`, updatedAt: now })
-          .where(keyOfTenant(apiKeys, tenantId, id))
-          .returning()
+        const [before] = (await tx.select().from(apiKeys).where(keyOfTenant(apiKeys, tenantId, id)).for('update')) as ApiKeyRecord[]
+        if (before === undefined) return null
+        if (applies !== undefined && !applies(before)) return before
+        const [row] = (await tx.update(apiKeys).set(set).where(keyOfTenant(apiKeys, tenantId, id)).returning()) as ApiKeyRecord[]
         if (row === undefined) return null
+        const write = audit?.(before, row)
+        if (write !== undefined) await writeAudit(tx, write)
         await logChange(tx, row.keyHash, now)
-        return row as ApiKeyRecord
+        return row
       }),
     )
   }
 
   rotateKey(request: RotateRequest): Promise<RotateOutcome> {
-    const { tenantId, oldKeyId, newKey, graceExpiresAt, now, delivery } = request
+    const { tenantId, oldKeyId, newKey, graceExpiresAt, now, delivery, audit } = request
     return this.#guard(() =>
       this.#transaction(async (tx): Promise<RotateOutcome> => {
         // The conditional update is the lock: a concurrent rotation waits for this row, then finds
@@ -137,6 +154,7 @@ export class PostgresStore implements KeyStore {
         }
         await tx.insert(apiKeys).values(newKey)
         if (delivery !== undefined) await tx.insert(webhookDeliveries).values(delivery)
+        if (audit !== undefined) await writeAudit(tx, audit)
         await logChange(tx, oldKey.keyHash, now)
         return { ok: true, oldKey: oldKey as ApiKeyRecord, newKey }
       }),
@@ -236,7 +254,8 @@ export class PostgresStore implements KeyStore {
     )
   }
 
-  claimDeliveries(now: Date, lockUntil: Date, limit: number): Promise<WebhookDelivery[]> {
+  claimDeliveries(now: Date, lockUntil: Date, limit: number, ids?: string[]): Promise<WebhookDelivery[]> {
+    if (ids !== undefined && ids.length === 0) return Promise.resolve([])
     return this.#guard(() =>
       this.#transaction(async (tx) => {
         // Rows another claimant holds are skipped, not waited for; one it claimed and committed
@@ -247,7 +266,7 @@ export class PostgresStore implements KeyStore {
         const due = await tx
           .select({ id: webhookDeliveries.id })
           .from(webhookDeliveries)
-          .where(claimableDelivery(webhookDeliveries, now))
+          .where(claimableDelivery(webhookDeliveries, now, ids))
           .orderBy(asc(webhookDeliveries.nextAttemptAt))
           .limit(limit)
           .for('update', { skipLocked: true })
@@ -282,6 +301,149 @@ export class PostgresStore implements KeyStore {
           .from(webhookDeliveries)
           .where(deliveriesOf(webhookDeliveries, tenantId, keyIds))
           .orderBy(desc(webhookDeliveries.createdAt), desc(bytewise(webhookDeliveries.id)))) as WebhookDelivery[],
+    )
+  }
+
+  // Audit log and event webhooks (issue 15) -------------------------------------------------------
+
+  recordEvents(audit: AuditWrite): Promise<string[]> {
+    if (audit.events.length === 0) return Promise.resolve([])
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        // An id already stored (the same notice from another scheduler) is skipped, with its
+        // deliveries; a concurrent insert of the same id waits for the other to commit, then skips.
+        const written = (
+          await tx
+            .insert(auditEvents)
+            .values(audit.events.map(eventRow))
+            .onConflictDoNothing({ target: auditEvents.id })
+            .returning({ id: auditEvents.id })
+        ).map((row) => row.id)
+        const ids = new Set(written)
+        const deliveries = audit.deliveries.filter((delivery) => delivery.eventId !== null && ids.has(delivery.eventId))
+        if (deliveries.length > 0) await tx.insert(webhookDeliveries).values(deliveries)
+        return written
+      }),
+    )
+  }
+
+  existingEventIds(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return Promise.resolve([])
+    return this.#guard(async () =>
+      (await this.db.select({ id: auditEvents.id }).from(auditEvents).where(inArray(auditEvents.id, ids))).map((row) => row.id),
+    )
+  }
+
+  listEvents(query: ListEventsQuery): Promise<StoredEvent[]> {
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select(eventSelection(auditEvents))
+          .from(auditEvents)
+          .where(eventsCondition(auditEvents, query))
+          .orderBy(desc(auditEvents.occurredAt), desc(auditEvents.seq))
+          .limit(query.limit)) as StoredEvent[],
+    )
+  }
+
+  findKeysEnding(query: EndingKeysQuery): Promise<ApiKeyRecord[]> {
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select()
+          .from(apiKeys)
+          .where(endingCondition(apiKeys, query, keyIdBytewise))
+          .orderBy(...endingOrder(apiKeys, query, keyIdBytewise))
+          .limit(query.limit)) as ApiKeyRecord[],
+    )
+  }
+
+  pruneAudit(before: Date, limit: number): Promise<number> {
+    return this.#guard(async () => {
+      const oldest = this.db
+        .select({ seq: auditEvents.seq })
+        .from(auditEvents)
+        .where(lt(auditEvents.occurredAt, before))
+        .orderBy(asc(auditEvents.occurredAt))
+        .limit(limit)
+      const deleted = await this.db.delete(auditEvents).where(inArray(auditEvents.seq, oldest))
+      const settled = this.db
+        .select({ id: webhookDeliveries.id })
+        .from(webhookDeliveries)
+        .where(settledBefore(webhookDeliveries, before))
+        .limit(limit)
+      await this.db.delete(webhookDeliveries).where(inArray(webhookDeliveries.id, settled))
+      return deleted.rowCount ?? 0
+    })
+  }
+
+  insertWebhookEndpoint(endpoint: WebhookEndpointRecord, audit?: AuditWrite): Promise<void> {
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        await tx.insert(webhookEndpoints).values(endpoint)
+        if (audit !== undefined) await writeAudit(tx, audit)
+      }),
+    )
+  }
+
+  listWebhookEndpoints(tenantId: string): Promise<WebhookEndpointRecord[]> {
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select()
+          .from(webhookEndpoints)
+          .where(eq(webhookEndpoints.tenantId, tenantId))
+          .orderBy(asc(webhookEndpoints.createdAt), asc(bytewise(webhookEndpoints.id)))) as WebhookEndpointRecord[],
+    )
+  }
+
+  findWebhookEndpoint(tenantId: string, id: string): Promise<WebhookEndpointRecord | null> {
+    return this.#guard(async () => {
+      const [row] = await this.db
+        .select()
+        .from(webhookEndpoints)
+        .where(and(eq(webhookEndpoints.tenantId, tenantId), eq(webhookEndpoints.id, id)))
+      return (row as WebhookEndpointRecord | undefined) ?? null
+    })
+  }
+
+  deleteWebhookEndpoint(
+    tenantId: string,
+    id: string,
+    audit?: (deleted: WebhookEndpointRecord) => AuditWrite,
+  ): Promise<WebhookEndpointRecord | null> {
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        const [deleted] = (await tx
+          .delete(webhookEndpoints)
+          .where(and(eq(webhookEndpoints.tenantId, tenantId), eq(webhookEndpoints.id, id)))
+          .returning()) as WebhookEndpointRecord[]
+        if (deleted === undefined) return null
+        await tx.delete(webhookDeliveries).where(eq(webhookDeliveries.endpointId, id))
+        if (audit !== undefined) await writeAudit(tx, audit(deleted))
+        return deleted
+      }),
+    )
+  }
+
+  disableWebhookEndpoint(tenantId: string, id: string, now: Date): Promise<void> {
+    return this.#guard(async () => {
+      await this.db
+        .update(webhookEndpoints)
+        .set({ disabledAt: now })
+        .where(and(eq(webhookEndpoints.tenantId, tenantId), eq(webhookEndpoints.id, id), isNull(webhookEndpoints.disabledAt)))
+    })
+  }
+
+  listEndpointDeliveries(tenantId: string, endpointId: string, limit: number): Promise<WebhookDelivery[]> {
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select()
+          .from(webhookDeliveries)
+          .where(and(eq(webhookDeliveries.tenantId, tenantId), eq(webhookDeliveries.endpointId, endpointId)))
+          .orderBy(desc(webhookDeliveries.createdAt), desc(bytewise(webhookDeliveries.id)))
+          .limit(limit)) as WebhookDelivery[],
     )
   }
 
@@ -336,6 +498,12 @@ export class PostgresStore implements KeyStore {
       client.release(broken)
     }
   }
+}
+
+/** A change's audit events and their deliveries, inside the change's transaction. */
+async function writeAudit(tx: Db, audit: AuditWrite): Promise<void> {
+  if (audit.events.length > 0) await tx.insert(auditEvents).values(audit.events.map(eventRow))
+  if (audit.deliveries.length > 0) await tx.insert(webhookDeliveries).values(audit.deliveries)
 }
 
 /**
