@@ -1,4 +1,9 @@
-import { type CreatedWebhookEndpoint, type CreateWebhookEndpointInput, type EndpointDeliveryView, WebhookEndpoints } from './audit/endpoints.js'
+import {
+  type CreatedWebhookEndpoint,
+  type CreateWebhookEndpointInput,
+  type EndpointDeliveryView,
+  WebhookEndpoints,
+} from './audit/endpoints.js'
 import { type EventPage, type ListEventsInput, listEvents } from './audit/listing.js'
 import { AuditLog } from './audit/log.js'
 import type { WebhookEndpoint } from './audit/types.js'

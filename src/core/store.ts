@@ -32,7 +32,13 @@ export interface KeyStore {
    * Idempotent: an already revoked key is returned unchanged (its first `revoked_at` and
    * `revoked_by` stay, nothing is written and `audit` is not called).
    */
-  revokeKey(tenantId: string, id: string, now: Date, revokedBy?: AuditActor | null, audit?: AuditOf): Promise<ApiKeyRecord | null>
+  revokeKey(
+    tenantId: string,
+    id: string,
+    now: Date,
+    revokedBy?: AuditActor | null,
+    audit?: (revoked: ApiKeyRecord) => AuditWrite,
+  ): Promise<ApiKeyRecord | null>
   /** One transaction: mark the old key replaced (only if it still is not), insert the new one. */
   rotateKey(request: RotateRequest): Promise<RotateOutcome>
   /** Adds counts and moves `last_used_at` forward only (never backwards), in bulk. */

@@ -4,8 +4,8 @@ import type { KeywardError } from '../core/errors.js'
 import type { Keyward } from '../core/keyward.js'
 import { toCreatedEndpointObject, toEndpointDeliveryObject, toEndpointObject, toEventObject } from '../http/serialize.js'
 import type { problemJson } from './problem.js'
-import { auditRoutes } from './routes.js'
 import type { RouterEnv } from './router.js'
+import { auditRoutes } from './routes.js'
 
 /**
  * The audit log and event webhook routes of the keys router (issue 15), chained onto `app` before

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { EVENT_TYPES } from '../core/audit/types.js'
 import {
   environmentSchema,
   expiresInSecondsSchema,
@@ -11,7 +12,6 @@ import {
   scopesSchema,
   webhookUrlSchema,
 } from '../core/schemas.js'
-import { EVENT_TYPES } from '../core/audit/types.js'
 import { ACTOR_TYPES, ENVIRONMENTS, KEY_STATUSES } from '../core/types.js'
 
 /**

@@ -1,3 +1,4 @@
+import { schedulerActor } from '../audit/events.js'
 import type { AuditLog } from '../audit/log.js'
 import { fail, ok, type Result } from '../errors.js'
 import { checkActor } from '../management/inputs.js'
@@ -7,7 +8,6 @@ import { errorMessage } from '../options.js'
 import type { Runtime } from '../runtime.js'
 import type { AuditWrite, KeyStore } from '../store.js'
 import type { Actor, DeliveryView, WebhookDelivery } from '../types.js'
-import { schedulerActor } from '../audit/events.js'
 import { openPayload, webhookHeaders } from './signing.js'
 import { WebhookRefusedError, type WebhookTransport } from './transport.js'
 

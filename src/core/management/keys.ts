@@ -224,8 +224,8 @@ export class KeyManager {
       const now = this.#runtime.now()
       const recorder = await this.#audit.recorder(store, actor, now)
       let audit: AuditWrite | undefined
-      const revoked = await store.revokeKey(actor.tenantId, id, now, auditActorOf(actor), (_before, after) => {
-        audit = recorder.write([recorder.keyEvent('api_key.revoked', after)])
+      const revoked = await store.revokeKey(actor.tenantId, id, now, auditActorOf(actor), (row) => {
+        audit = recorder.write([recorder.keyEvent('api_key.revoked', row)])
         return audit
       })
       if (revoked === null) return fail('not_found')

@@ -95,36 +95,58 @@ export class PostgresStore implements KeyStore {
   }
 
   updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date, audit?: AuditOf): Promise<ApiKeyRecord | null> {
-    return this.#changeAndLog(tenantId, id, { ...patch, updatedAt: now }, now, audit)
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        // Read FOR UPDATE: a concurrent update waits for this one to commit, so the audit's "before" is exact.
+        const before =
+          audit === undefined
+            ? undefined
+            : ((
+                await tx
+                  .select()
+                  .from(apiKeys)
+                  .where(keyOfTenant(apiKeys, tenantId, id))
+                  .for('update')
+              )[0] as ApiKeyRecord | undefined)
+        if (audit !== undefined && before === undefined) return null
+        const [row] = (await tx
+          .update(apiKeys)
+          .set({ ...patch, updatedAt: now })
+          .where(keyOfTenant(apiKeys, tenantId, id))
+          .returning()) as ApiKeyRecord[]
+        if (row === undefined) return null
+        const write = before === undefined ? undefined : audit?.(before, row)
+        if (write !== undefined) await writeAudit(tx, write)
+        await logChange(tx, row.keyHash, now)
+        return row
+      }),
+    )
   }
 
-  revokeKey(tenantId: string, id: string, now: Date, revokedBy: AuditActor | null = null, audit?: AuditOf): Promise<ApiKeyRecord | null> {
-    return this.#changeAndLog(tenantId, id, { revokedAt: now, revokedBy, updatedAt: now }, now, audit, (before) => before.revokedAt === null)
-  }
-
-  /**
-   * Updates one key of a tenant, appends it to the change log and writes its audit events, in one
-   * transaction. The row before the change is read `FOR UPDATE`: a concurrent update waits for this
-   * one to commit, so the audit's "before" is exact. `applies` may decline the change (revoking a
-   * revoked key): the row is returned as it is and nothing is written.
-   */
-  #changeAndLog(
+  revokeKey(
     tenantId: string,
     id: string,
-    set: Partial<typeof apiKeys.$inferInsert>,
     now: Date,
-    audit?: AuditOf,
-    applies?: (before: ApiKeyRecord) => boolean,
+    revokedBy: AuditActor | null = null,
+    audit?: (revoked: ApiKeyRecord) => AuditWrite,
   ): Promise<ApiKeyRecord | null> {
     return this.#guard(() =>
       this.#transaction(async (tx) => {
-        const [before] = (await tx.select().from(apiKeys).where(keyOfTenant(apiKeys, tenantId, id)).for('update')) as ApiKeyRecord[]
-        if (before === undefined) return null
-        if (applies !== undefined && !applies(before)) return before
-        const [row] = (await tx.update(apiKeys).set(set).where(keyOfTenant(apiKeys, tenantId, id)).returning()) as ApiKeyRecord[]
-        if (row === undefined) return null
-        const write = audit?.(before, row)
-        if (write !== undefined) await writeAudit(tx, write)
+        // Only a key not yet revoked changes (read committed re-checks the condition after a
+        // concurrent revoke): a second revoke keeps the first one's time and actor and writes nothing.
+        const [row] = (await tx
+          .update(apiKeys)
+          .set({ revokedAt: now, revokedBy, updatedAt: now })
+          .where(and(keyOfTenant(apiKeys, tenantId, id), isNull(apiKeys.revokedAt)))
+          .returning()) as ApiKeyRecord[]
+        if (row === undefined) {
+          const [current] = await tx
+            .select()
+            .from(apiKeys)
+            .where(keyOfTenant(apiKeys, tenantId, id))
+          return (current as ApiKeyRecord | undefined) ?? null
+        }
+        if (audit !== undefined) await writeAudit(tx, audit(row))
         await logChange(tx, row.keyHash, now)
         return row
       }),

@@ -166,43 +166,66 @@ export class SqliteStore implements KeyStore {
   }
 
   updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date, audit?: AuditOf): Promise<ApiKeyRecord | null> {
-    return this.#changeAndLog(tenantId, id, { ...patch, updatedAt: now }, now, audit)
-  }
-
-  revokeKey(tenantId: string, id: string, now: Date, revokedBy: AuditActor | null = null, audit?: AuditOf): Promise<ApiKeyRecord | null> {
-    return this.#changeAndLog(tenantId, id, { revokedAt: now, revokedBy, updatedAt: now }, now, audit, (before) => before.revokedAt === null)
-  }
-
-  /**
-   * Updates one key of a tenant, appends it to the change log and writes its audit events, in one
-   * transaction. The row before the change is read under the write lock (BEGIN IMMEDIATE), so the
-   * audit's "before" is exact however many processes update the key at once. `applies` may decline
-   * the change (revoking a revoked key): the row is returned as it is and nothing is written.
-   */
-  #changeAndLog(
-    tenantId: string,
-    id: string,
-    set: Partial<Record<keyof typeof apiKeys.$inferInsert, unknown>>,
-    now: Date,
-    audit?: AuditOf,
-    applies?: (before: ApiKeyRecord) => boolean,
-  ): Promise<ApiKeyRecord | null> {
     return guard(() =>
       this.db.transaction(
         (tx) => {
-          const before = tx.select().from(apiKeys).where(keyOfTenant(apiKeys, tenantId, id)).get() as ApiKeyRecord | undefined
-          if (before === undefined) return null
-          if (applies !== undefined && !applies(before)) return before
+          // Read under the write lock (BEGIN IMMEDIATE): the audit's "before" is exact however many
+          // processes update the key at once.
+          const before =
+            audit === undefined
+              ? undefined
+              : (tx
+                  .select()
+                  .from(apiKeys)
+                  .where(keyOfTenant(apiKeys, tenantId, id))
+                  .get() as ApiKeyRecord | undefined)
+          if (audit !== undefined && before === undefined) return null
           const row = tx
             .update(apiKeys)
-            .set(set as typeof apiKeys.$inferInsert)
+            .set({ ...patch, updatedAt: now })
             .where(keyOfTenant(apiKeys, tenantId, id))
             .returning()
             .get() as ApiKeyRecord | undefined
           if (row === undefined) return null
           tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
-          const write = audit?.(before, row)
+          const write = before === undefined ? undefined : audit?.(before, row)
           if (write !== undefined) writeAudit(tx, write)
+          return row
+        },
+        { behavior: 'immediate' },
+      ),
+    )
+  }
+
+  revokeKey(
+    tenantId: string,
+    id: string,
+    now: Date,
+    revokedBy: AuditActor | null = null,
+    audit?: (revoked: ApiKeyRecord) => AuditWrite,
+  ): Promise<ApiKeyRecord | null> {
+    return guard(() =>
+      this.db.transaction(
+        (tx) => {
+          // Only a key not yet revoked changes: a second revoke keeps the first one's time and actor
+          // and writes nothing (no event for a change that did not happen).
+          const row = tx
+            .update(apiKeys)
+            .set({ revokedAt: now, revokedBy, updatedAt: now })
+            .where(and(keyOfTenant(apiKeys, tenantId, id), isNull(apiKeys.revokedAt)))
+            .returning()
+            .get() as ApiKeyRecord | undefined
+          if (row === undefined) {
+            return (
+              (tx
+                .select()
+                .from(apiKeys)
+                .where(keyOfTenant(apiKeys, tenantId, id))
+                .get() as ApiKeyRecord | undefined) ?? null
+            )
+          }
+          tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
+          if (audit !== undefined) writeAudit(tx, audit(row))
           return row
         },
         { behavior: 'immediate' },
