@@ -3,6 +3,7 @@ import { generateKey, hashKey, newId } from '../../src/core/key-format.js'
 import { statusOf } from '../../src/core/records.js'
 import type { KeyStore } from '../../src/core/store.js'
 import type { ApiKeyRecord, KeyStatus, WebhookDelivery } from '../../src/core/types.js'
+import { describeAuditStoreContract } from './audit-store-contract.js'
 
 /**
  * One behaviour suite for every store (drizzle-orm's `tests()` habit): the SQLite and PostgreSQL
@@ -89,6 +90,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       extra.push(other)
       return other
     }
+
+    describeAuditStoreContract(() => ({ store, another, makeRecord }))
 
     it('stores a key and finds it by hash and by tenant and id, with every field intact', async () => {
       const record = makeRecord({
