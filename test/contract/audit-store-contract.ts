@@ -122,7 +122,9 @@ export function describeAuditStoreContract(
         return { events: [makeEvent({ keyId: after.id, details: { changes } })], deliveries: [] }
       }
       await Promise.all(
-        Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? store : other).updateKey('tenant_a', record.id, { name: `v${i + 1}` }, at(i), audit)),
+        Array.from({ length: 8 }, (_, i) =>
+          (i % 2 === 0 ? store : other).updateKey('tenant_a', record.id, { name: `v${i + 1}` }, at(i), audit),
+        ),
       )
       // Oldest first, each event's "before" is the previous one's "after": no update saw a stale row.
       const chain = (await eventsOf(store)).reverse().map((event) => event.details.changes as { name: { before: string; after: string } })
@@ -246,7 +248,11 @@ export function describeAuditStoreContract(
     it('finds keys that stop working in a window, by expiry or by the end of a rotation grace period, page by page', async () => {
       const { store, makeRecord } = setup()
       const expiring = [makeRecord({ expiresAt: at(10) }), makeRecord({ expiresAt: at(10) }), makeRecord({ expiresAt: at(20) })]
-      const outside = [makeRecord({ expiresAt: at(0) }), makeRecord({ expiresAt: at(31) }), makeRecord({ expiresAt: at(15), revokedAt: at(1) })]
+      const outside = [
+        makeRecord({ expiresAt: at(0) }),
+        makeRecord({ expiresAt: at(31) }),
+        makeRecord({ expiresAt: at(15), revokedAt: at(1) }),
+      ]
       const grace = makeRecord({ replacedByKeyId: 'key_next', graceExpiresAt: at(12) })
       // A grace period without a rotation is no grace period.
       const notRotated = makeRecord({ graceExpiresAt: at(12) })
@@ -254,7 +260,9 @@ export function describeAuditStoreContract(
       const query = { deadline: 'expiresAt' as const, from: at(0), to: at(30) }
       const all = await store.findKeysEnding({ ...query, limit: 100 })
       expect(all.map((key) => key.id)).toEqual(
-        [...expiring].sort((a, b) => (a.expiresAt as Date).getTime() - (b.expiresAt as Date).getTime() || (a.id < b.id ? -1 : 1)).map((key) => key.id),
+        [...expiring]
+          .sort((a, b) => (a.expiresAt as Date).getTime() - (b.expiresAt as Date).getTime() || (a.id < b.id ? -1 : 1))
+          .map((key) => key.id),
       )
       const first = await store.findKeysEnding({ ...query, limit: 2 })
       const last = first.at(-1) as ApiKeyRecord
