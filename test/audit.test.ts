@@ -189,6 +189,27 @@ describe('audit events of changes', () => {
     expect(seen).toHaveLength(3)
   })
 
+  it('records what the scheduler does as the scheduler: a scheduled rotation, and a schedule it turns off after 410 Gone', async () => {
+    const clock = new TestClock()
+    const kw = open(tempSqlitePath(), clock)
+    const hook = await webhookReceiver([410])
+    const key = await created(kw, acme, { name: 'nightly', rotationIntervalDays: 1, rotationWebhookUrl: hook.url })
+    clock.advance(DAY)
+    expect((await kw.runDueRotations()).rotated).toBe(1)
+    const scheduler = { type: 'system', id: 'scheduler' }
+    const [rotation] = await events(kw, acme, { type: 'api_key.rotated' })
+    expect(rotation).toMatchObject({ keyId: key.apiKey.id, actor: scheduler, details: { scheduled: true } })
+    const successor = await kw.getKey(acme, rotation?.details.new_key_id as string)
+    expect(successor.ok && successor.value.createdBy).toEqual(scheduler)
+    // The receiver answered 410: nobody would get the next secret, so the successor's schedule stops.
+    const [stopped] = await events(kw, acme, { type: 'api_key.updated' })
+    expect(stopped).toMatchObject({
+      keyId: successor.ok ? successor.value.id : '',
+      actor: scheduler,
+      details: { changes: { rotation_interval_days: { before: 1, after: null }, next_rotation_at: { after: null } } },
+    })
+  })
+
   it('pages events newest first with a cursor, and filters by key, type and since', async () => {
     const clock = new TestClock()
     const kw = open(tempSqlitePath(), clock)
