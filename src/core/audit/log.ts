@@ -1,7 +1,7 @@
 import { newId } from '../key-format.js'
 import type { Runtime } from '../runtime.js'
 import type { AuditOf, AuditWrite, KeyStore } from '../store.js'
-import type { Actor, ApiKeyRecord, WebhookDelivery } from '../types.js'
+import type { Actor, ApiKeyRecord, KeyPatch, WebhookDelivery } from '../types.js'
 import { type EventSubject, keyChanges, keyDetails, keySubject, newEvent, updateEventType } from './events.js'
 import type { AuditEvent, EventType, JsonValue, WebhookEndpointRecord } from './types.js'
 import { eventWebhookBody } from './wire.js'
@@ -25,6 +25,20 @@ export class AuditLog {
   /** A recorder for changes `actor` makes in its tenant at `now`. */
   async recorder(store: KeyStore, actor: Actor, now: Date): Promise<Recorder> {
     return new Recorder(actor, now, await store.listWebhookEndpoints(actor.tenantId))
+  }
+
+  /**
+   * Updates a key with its `api_key.updated` event (built inside the store's transaction from the
+   * row before and after), and publishes the event once committed. Null when the key is not there.
+   */
+  async updateKey(store: KeyStore, recorder: Recorder, id: string, patch: KeyPatch): Promise<ApiKeyRecord | null> {
+    let audit: AuditWrite | undefined
+    const updated = await store.updateKey(recorder.actor.tenantId, id, patch, recorder.now, (before, after) => {
+      audit = recorder.updated(before, after)
+      return audit
+    })
+    if (updated !== null) this.publish(audit)
+    return updated
   }
 
   /**

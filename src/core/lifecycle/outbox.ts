@@ -6,7 +6,7 @@ import { findVisible } from '../management/lookup.js'
 import { requireScope } from '../management/policy.js'
 import { errorMessage } from '../options.js'
 import type { Runtime } from '../runtime.js'
-import type { AuditWrite, KeyStore } from '../store.js'
+import type { KeyStore } from '../store.js'
 import type { Actor, DeliveryView, WebhookDelivery } from '../types.js'
 import { openPayload, webhookHeaders } from './signing.js'
 import { WebhookRefusedError, type WebhookTransport } from './transport.js'
@@ -161,12 +161,7 @@ export class Outbox {
       gone: async (at) => {
         if (key === null || key.rotationIntervalDays === null) return
         const recorder = await this.#audit.recorder(store, schedulerActor(key.tenantId), at)
-        let audit: AuditWrite | undefined
-        await store.updateKey(key.tenantId, key.id, { rotationIntervalDays: null, nextRotationAt: null }, at, (before, after) => {
-          audit = recorder.updated(before, after)
-          return audit
-        })
-        this.#audit.publish(audit)
+        await this.#audit.updateKey(store, recorder, key.id, { rotationIntervalDays: null, nextRotationAt: null })
       },
     }
   }

@@ -6,7 +6,6 @@ import { newId } from '../key-format.js'
 import { positive } from '../options.js'
 import { mintSuccessor } from '../records.js'
 import type { Runtime } from '../runtime.js'
-import type { AuditWrite } from '../store.js'
 import type { WebhookDelivery } from '../types.js'
 import type { Outbox } from './outbox.js'
 import { sealPayload } from './signing.js'
@@ -59,12 +58,7 @@ export class RotationScheduler {
       if (checkWebhookUrl(due.rotationWebhookUrl, outboundPolicy) !== undefined) {
         // Saved before the policy refused it (an http:// or private URL): the new secret could never
         // be delivered, so the key is not rotated out from under its owner; its schedule stops.
-        let audit: AuditWrite | undefined
-        await store.updateKey(due.tenantId, due.id, { rotationIntervalDays: null, nextRotationAt: null }, now, (before, after) => {
-          audit = recorder.updated(before, after)
-          return audit
-        })
-        this.#audit.publish(audit)
+        await this.#audit.updateKey(store, recorder, due.id, { rotationIntervalDays: null, nextRotationAt: null })
         this.#runtime.options.onError(
           new Error(`the rotation webhook URL of key ${due.id} is refused by the outbound policy`),
           'scheduled rotation',

@@ -196,14 +196,9 @@ export class KeyManager {
       // Nothing asked for: nothing written, not even updated_at, and no cache eviction.
       if (Object.keys(patch).length === 0) return ok(toApiKey(current, now))
       const recorder = await this.#audit.recorder(store, actor, now)
-      let audit: AuditWrite | undefined
-      const updated = await store.updateKey(actor.tenantId, id, patch, now, (before, after) => {
-        audit = recorder.updated(before, after)
-        return audit
-      })
+      const updated = await this.#audit.updateKey(store, recorder, id, patch)
       if (updated === null) return fail('not_found')
       this.#runtime.evict(updated.keyHash)
-      this.#audit.publish(audit)
       return ok(toApiKey(updated, now))
     })
   }
