@@ -59,6 +59,16 @@ export class DemoOrders {
   }
 }
 
+/**
+ * Runs keyward's scheduler, so the example does out of the box what an app should run somewhere:
+ * scheduled rotations and their webhooks, retries of event webhooks (the first attempt goes out at
+ * once after a change), expiry warnings (`api_key.expiring` / `api_key.expired`) and audit log
+ * retention. Every `KEYWARD_SCHEDULER_INTERVAL_MS` milliseconds (default 30 s); `close()` stops it.
+ */
+export function runScheduler(kw: Keyward, env: Record<string, string | undefined> = process.env): void {
+  kw.startScheduler({ intervalMs: Number(env.KEYWARD_SCHEDULER_INTERVAL_MS ?? 30_000) })
+}
+
 /** Stops on SIGINT or SIGTERM: the server first, then keyward, whose close() writes buffered usage. */
 export function stopOnSignals(server: { close(): unknown }, kw: Keyward): void {
   const stop = () => {

@@ -5,7 +5,7 @@ import express from 'express'
 import { z } from 'zod'
 import { apiKeyAuth, createKeysRouter, requireScopes, withApiKey } from '../src/express/index.js'
 import { type Keyward, keyward } from '../src/index.js'
-import { bootstrapDemoTenants, DemoOrders, stopOnSignals } from './bootstrap.js'
+import { bootstrapDemoTenants, DemoOrders, runScheduler, stopOnSignals } from './bootstrap.js'
 
 const orderBody = z.object({ item: z.string().min(1).max(200) })
 
@@ -71,6 +71,7 @@ export async function main(): Promise<void> {
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   console.log(`keyward example (Express) listening on ${baseUrl}`)
   await bootstrapDemoTenants(kw, baseUrl)
+  runScheduler(kw)
   stopOnSignals(server, kw)
 }
 

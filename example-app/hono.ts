@@ -5,7 +5,7 @@ import { Hono } from 'hono'
 import { z } from 'zod'
 import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
 import { type Keyward, keyward } from '../src/index.js'
-import { bootstrapDemoTenants, DemoOrders, stopOnSignals } from './bootstrap.js'
+import { bootstrapDemoTenants, DemoOrders, runScheduler, stopOnSignals } from './bootstrap.js'
 import { addApiReference } from './reference.js'
 
 /**
@@ -48,6 +48,7 @@ export async function main(): Promise<void> {
     console.log(`keyward example (Hono) listening on http://127.0.0.1:${info.port}`)
   })
   await bootstrapDemoTenants(kw, `http://127.0.0.1:${port}`)
+  runScheduler(kw)
   stopOnSignals(server, kw)
 }
 

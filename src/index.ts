@@ -6,15 +6,23 @@ import { type DatabaseInput, openStore } from './store/open.js'
 export * from './core/index.js'
 export {
   type CreatedKeyObject,
+  type CreatedWebhookEndpointObject,
   type DeliveryObject,
+  type EndpointDeliveryObject,
+  type EventObject,
   type KeyObject,
   type RotatedKeyObject,
+  toCreatedEndpointObject,
   toCreatedObject,
   toDeliveryObject,
+  toEndpointDeliveryObject,
+  toEndpointObject,
+  toEventObject,
   toKeyObject,
   toRotatedObject,
   toUsageObject,
   type UsageObject,
+  type WebhookEndpointObject,
 } from './http/serialize.js'
 export { type DatabaseInput, isPostgresUrl, openStore, type PostgresPoolLike, type SqliteClientLike } from './store/open.js'
 

@@ -1,4 +1,9 @@
-import { readFileSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { drizzle } from 'drizzle-orm/node-postgres'
+import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Keyward } from '../src/core/keyward.js'
@@ -24,6 +29,46 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
   describeStoreContract('postgres (ICU en-US collation)', async () => {
     const url = await icuDatabase()
     return { store: await createPostgresStore({ url }), openAnother: () => createPostgresStore({ url }) }
+  })
+
+  it('upgrades a database of the release before the audit log (0000-0001) without losing keys or deliveries', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'keyward-pg-migrations-'))
+    try {
+      cpSync(fileURLToPath(new URL('../drizzle/postgres', import.meta.url)), folder, { recursive: true })
+      const journalPath = join(folder, 'meta', '_journal.json')
+      const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: { tag: string }[] }
+      const upTo = journal.entries.findIndex((entry) => entry.tag.startsWith('0001_'))
+      writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo + 1) }))
+      const url = await freshPostgresDatabase()
+      const record = makeRecord({ scopes: ['a'], revokedAt: T0 })
+      await withClient(url, async (client) => {
+        await migrate(drizzle({ client }), {
+          migrationsFolder: folder,
+          migrationsSchema: 'drizzle',
+          migrationsTable: '__keyward_migrations',
+        })
+        await client.query(
+          `insert into api_keys (id, tenant_id, name, environment, scopes, metadata, key_hash, key_prefix, key_suffix, created_at, updated_at, revoked_at)
+           values ($1, $2, $3, $4, '["a"]', '{}', $5, $6, $7, $8, $8, $8)`,
+          [record.id, record.tenantId, record.name, record.environment, record.keyHash, record.keyPrefix, record.keySuffix, T0],
+        )
+        await client.query(
+          `insert into webhook_deliveries (id, tenant_id, key_id, event_type, url, status, attempts, created_at, updated_at)
+           values ('msg_old', $1, $2, 'api_key.rotated', 'https://x.test/h', 'succeeded', '[]', $3, $3)`,
+          [record.tenantId, record.id, T0],
+        )
+      })
+      const store = await createPostgresStore({ url })
+      try {
+        expect(await store.findKeyByHash(record.keyHash)).toEqual(record)
+        expect(await store.listDeliveries(record.tenantId, [record.id])).toMatchObject([{ id: 'msg_old', endpointId: null, eventId: null }])
+        expect(await store.listEvents({ tenantId: record.tenantId, limit: 10 })).toEqual([])
+      } finally {
+        await store.close()
+      }
+    } finally {
+      rmSync(folder, { recursive: true, force: true })
+    }
   })
 
   it('lets several processes open a new database at once (migrations run once, serialized)', async () => {

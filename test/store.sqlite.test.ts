@@ -97,4 +97,48 @@ describe('sqlite store', () => {
     expect((await store.findKey('tenant_a', record.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 9000))
     await store.close()
   })
+
+  it('upgrades a database of the release before the audit log (0000-0001) without losing keys or deliveries', async () => {
+    const before = join(dirname(tempSqlitePath()), 'migrations-0001')
+    cpSync(MIGRATIONS, before, { recursive: true })
+    const journalPath = join(before, 'meta', '_journal.json')
+    const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: { tag: string }[] }
+    const upTo = journal.entries.findIndex((entry) => entry.tag.startsWith('0001_'))
+    writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo + 1) }))
+
+    const path = tempSqlitePath()
+    const old = new Database(path)
+    migrate(drizzle(old), { migrationsFolder: before, migrationsTable: '__keyward_migrations' })
+    const record = makeRecord()
+    old
+      .prepare(
+        `insert into api_keys (id, tenant_id, name, environment, scopes, metadata, key_hash, key_prefix, key_suffix, created_at, updated_at, revoked_at)
+         values (?, ?, ?, ?, '["a"]', '{}', ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        record.id,
+        record.tenantId,
+        record.name,
+        record.environment,
+        record.keyHash,
+        record.keyPrefix,
+        record.keySuffix,
+        T0.getTime(),
+        T0.getTime(),
+        T0.getTime(),
+      )
+    old
+      .prepare(
+        `insert into webhook_deliveries (id, tenant_id, key_id, new_key_id, event_type, url, payload, status, attempts, created_at, updated_at)
+         values ('msg_old', ?, ?, null, 'api_key.rotated', 'https://x.test/h', null, 'succeeded', '[]', ?, ?)`,
+      )
+      .run(record.tenantId, record.id, T0.getTime(), T0.getTime())
+    old.close()
+
+    const store = createSqliteStore({ url: path })
+    expect(await store.findKeyByHash(record.keyHash)).toEqual({ ...record, scopes: ['a'], revokedAt: T0, createdBy: null, revokedBy: null })
+    expect(await store.listDeliveries(record.tenantId, [record.id])).toMatchObject([{ id: 'msg_old', endpointId: null, eventId: null }])
+    expect(await store.listEvents({ tenantId: record.tenantId, limit: 10 })).toEqual([])
+    await store.close()
+  })
 })

@@ -1,4 +1,4 @@
-import type { KeyObject } from '../http/serialize.js'
+import type { EventObject, KeyObject } from '../http/serialize.js'
 
 /**
  * Plain-text rendering for people. Scripts use `--json`, which prints the HTTP API's own shapes,
@@ -75,4 +75,14 @@ export function keyDetails(key: KeyObject): string {
   if (key.rotation_interval_days !== null)
     fields.push(['rotates every', `${key.rotation_interval_days} days (next ${when(key.next_rotation_at)})`])
   return details(fields)
+}
+
+export const EVENT_LIST_HEADER = ['TIME', 'TYPE', 'KEY', 'ACTOR', 'IP', 'REQUEST'] as const
+
+export function eventRow(event: EventObject): string[] {
+  const subject = event.key_id ?? (typeof event.details.endpoint_id === 'string' ? event.details.endpoint_id : '-')
+  const actor = event.actor.id === null ? event.actor.type : `${event.actor.type}:${event.actor.id}`
+  // To the second: an audit log orders what happened within a minute.
+  const at = `${event.occurred_at.slice(0, 10)} ${event.occurred_at.slice(11, 19)}Z`
+  return [at, event.type, subject, actor, event.ip ?? '-', event.request_id ?? '-']
 }

@@ -1,15 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
+import { EVENT_TYPES, type EventType } from '../core/audit/types.js'
 import type { KeywardError } from '../core/errors.js'
 import { PREFIX_PATTERN } from '../core/key-format.js'
 import type { Keyward } from '../core/keyward.js'
 import { tenantIdSchema } from '../core/schemas.js'
 import { type KeyStore, StoreUnavailableError } from '../core/store.js'
 import type { Actor, KeyStatus } from '../core/types.js'
-import { toCreatedObject, toKeyObject, toRotatedObject, toUsageObject } from '../http/serialize.js'
+import { toCreatedObject, toEventObject, toKeyObject, toRotatedObject, toUsageObject } from '../http/serialize.js'
 import { keyward } from '../index.js'
 import { isPostgresUrl, openStore, sqlitePathFromUrl } from '../store/open.js'
-import { details, KEY_LIST_HEADER, keyDetails, keyRow, maskedKey, table, when } from './format.js'
+import { details, EVENT_LIST_HEADER, eventRow, KEY_LIST_HEADER, keyDetails, keyRow, maskedKey, table, when } from './format.js'
 
 /** Where the CLI writes and what it reads from its environment; the binary passes `process`'s. */
 export interface CliIo {
@@ -45,6 +46,9 @@ const OPTIONS = {
   grace: { type: 'string' },
   days: { type: 'string' },
   'include-predecessors': { type: 'boolean' },
+  key: { type: 'string' },
+  type: { type: 'string' },
+  since: { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 
 type OptionName = keyof typeof OPTIONS
@@ -69,6 +73,9 @@ const FLAG_OF_FIELD: Record<string, string> = {
   cursor: '--cursor',
   grace_period_seconds: '--grace',
   days: '--days',
+  key_id: '--key',
+  type: '--type',
+  since: '--since',
 }
 
 /** What a command writes to, plus the store's own reason for the last failure, if any. */
@@ -293,6 +300,60 @@ const COMMANDS: Record<string, Command> = {
       return EXIT.ok
     },
   },
+  events: {
+    summary: 'The audit log of a tenant: who did what to which key, newest first',
+    usage:
+      'keyward events --tenant <tenant> [--key <key-id>] [--type <event type>] [--since <ISO 8601 | 30m | 24h | 7d>] [--limit 1-100] [--cursor <cursor>]',
+    options: ['tenant', 'key', 'type', 'since', 'limit', 'cursor'],
+    required: ['tenant'],
+    takesId: false,
+    createsDatabase: false,
+    check(values) {
+      if (values.type !== undefined && !(EVENT_TYPES as readonly string[]).includes(values.type)) {
+        throw new UsageError(`--type must be one of ${EVENT_TYPES.join(', ')}; got ${JSON.stringify(values.type)}.`, { cause: 'events' })
+      }
+      if (values.since !== undefined) sinceOf(values.since)
+    },
+    async run({ kw, actor, values, io, json }) {
+      const result = await kw.listEvents(actor, {
+        keyId: values.key,
+        type: values.type as EventType | undefined,
+        since: values.since === undefined ? undefined : sinceOf(values.since),
+        limit: values.limit === undefined ? undefined : wholeNumber(values.limit, '--limit'),
+        cursor: values.cursor,
+      })
+      if (!result.ok) return refuse(io, json, result.error)
+      const { nextCursor } = result.value
+      const items = result.value.items.map(toEventObject)
+      if (json) {
+        io.stdout(`${JSON.stringify({ events: items, next_cursor: nextCursor }, null, 2)}\n`)
+        return EXIT.ok
+      }
+      if (items.length === 0) {
+        io.stdout(`No events for tenant ${actor.tenantId}.\n`)
+        return EXIT.ok
+      }
+      io.stdout(`${table(EVENT_LIST_HEADER, items.map(eventRow))}\n`)
+      if (nextCursor !== null) io.stdout(`\nMore events: repeat with --cursor ${nextCursor}\n`)
+      return EXIT.ok
+    },
+  },
+}
+
+/** `--since`: an ISO 8601 instant, or a span back from now (`30m`, `24h`, `7d`). */
+function sinceOf(value: string): Date {
+  const span = /^(\d{1,6})([mhd])$/.exec(value)
+  if (span !== null) {
+    const unitMs = { m: 60_000, h: 3_600_000, d: 86_400_000 }[span[2] as 'm' | 'h' | 'd']
+    return new Date(Date.now() - Number(span[1]) * unitMs)
+  }
+  const instant = new Date(value)
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(instant.getTime())) {
+    throw new UsageError(`--since must be an ISO 8601 instant (2026-03-01T12:00:00Z) or a span such as 24h or 7d, got "${value}".`, {
+      cause: 'events',
+    })
+  }
+  return instant
 }
 
 /**
@@ -400,7 +461,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       throw error
     }
     try {
-      const actor: Actor = { tenantId: tenant.data }
+      // The audit log names the operating-system user who ran the command.
+      const actor: Actor = { tenantId: tenant.data, type: 'cli', subject: io.env.USER ?? io.env.LOGNAME ?? io.env.USERNAME ?? null }
       // The store's own reason (connection refused) says more than "unavailable"; `refuse` prints it first.
       const storeFailure = () => {
         const reason = failures.at(-1)?.replace(/^(keyward: )+/, '')
@@ -632,4 +694,5 @@ const EXAMPLES: Record<string, string> = {
   revoke: 'keyward revoke --tenant acme key_3hVq8bTzK0mN2pXr5sW7yA',
   rotate: 'keyward rotate --tenant acme key_3hVq8bTzK0mN2pXr5sW7yA --grace 3600',
   usage: 'keyward usage --tenant acme key_3hVq8bTzK0mN2pXr5sW7yA --days 7',
+  events: 'keyward events --tenant acme --since 24h --type api_key.revoked',
 }

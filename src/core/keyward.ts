@@ -1,3 +1,12 @@
+import {
+  type CreatedWebhookEndpoint,
+  type CreateWebhookEndpointInput,
+  type EndpointDeliveryView,
+  WebhookEndpoints,
+} from './audit/endpoints.js'
+import { type EventPage, type ListEventsInput, listEvents } from './audit/listing.js'
+import { AuditLog } from './audit/log.js'
+import type { WebhookEndpoint } from './audit/types.js'
 import type { RequestFacts } from './controls/enforcer.js'
 import type { Result } from './errors.js'
 import { Outbox } from './lifecycle/outbox.js'
@@ -28,16 +37,21 @@ export class Keyward {
   readonly #keys: KeyManager
   readonly #outbox: Outbox
   readonly #scheduler: RotationScheduler
+  readonly #endpoints: WebhookEndpoints
 
   constructor(options: KeywardOptions) {
     const resolved = resolveOptions(options)
     this.prefix = resolved.prefix
     this.#runtime = new Runtime(resolved, options.store)
     this.#verifier = new Verifier(this.#runtime)
-    this.#keys = new KeyManager(this.#runtime)
     const transport = createWebhookTransport({ policy: resolved.outboundPolicy, lookup: resolved.webhookLookup, ca: resolved.webhookCa })
-    this.#outbox = new Outbox(this.#runtime, transport)
-    this.#scheduler = new RotationScheduler(this.#runtime, this.#outbox)
+    // The audit log sends a change's deliveries at once through the outbox, which records its own
+    // changes (a schedule turned off) in the audit log.
+    const audit = new AuditLog(this.#runtime, (ids) => this.#outbox.deliverNow(ids))
+    this.#outbox = new Outbox(this.#runtime, transport, audit)
+    this.#keys = new KeyManager(this.#runtime, audit)
+    this.#endpoints = new WebhookEndpoints(this.#runtime, audit)
+    this.#scheduler = new RotationScheduler(this.#runtime, this.#outbox, audit)
   }
 
   /** Resolves once the store is open, the cache is synced and the background loops run. */
@@ -133,11 +147,39 @@ export class Keyward {
     return this.#outbox.listDeliveries(actor, id)
   }
 
+  // Audit log and event webhooks (issue 15) -------------------------------------------------------
+
+  /** The audit events the actor may see, newest first (filters: key, type, since), and the next page's cursor. */
+  listEvents(actor: Actor, input?: ListEventsInput): Promise<Result<EventPage>> {
+    return listEvents(this.#runtime, actor, input)
+  }
+
+  /** Registers a webhook endpoint for audit events; its signing secret is in the result and nowhere else. */
+  createWebhookEndpoint(actor: Actor, input: CreateWebhookEndpointInput): Promise<Result<CreatedWebhookEndpoint>> {
+    return this.#endpoints.create(actor, input)
+  }
+
+  /** The webhook endpoints the actor may see, without their secrets. */
+  listWebhookEndpoints(actor: Actor): Promise<Result<WebhookEndpoint[]>> {
+    return this.#endpoints.list(actor)
+  }
+
+  /** Removes a webhook endpoint; nothing more is sent to it. */
+  deleteWebhookEndpoint(actor: Actor, id: string): Promise<Result<WebhookEndpoint>> {
+    return this.#endpoints.delete(actor, id)
+  }
+
+  /** A webhook endpoint's newest deliveries, with every attempt. */
+  listWebhookEndpointDeliveries(actor: Actor, id: string): Promise<Result<EndpointDeliveryView[]>> {
+    return this.#endpoints.deliveries(actor, id)
+  }
+
   // Scheduled rotation ---------------------------------------------------------------------------
 
   /**
-   * Rotates every key whose `next_rotation_at` has passed and sends the due webhooks. Safe to run
-   * from several processes at once. Call it from cron, or use `startScheduler`.
+   * Rotates every key whose `next_rotation_at` has passed, sends the due expiry notices and
+   * webhooks, and prunes audit events past their retention. Safe to run from several processes at
+   * once. Call it from cron, or use `startScheduler`.
    */
   runDueRotations(options?: { limit?: number }): Promise<SchedulerRun> {
     return this.#scheduler.run(options)
@@ -164,11 +206,15 @@ export class Keyward {
   /** Stops the background loops, writes buffered usage and closes the store. */
   async close(): Promise<void> {
     await this.#scheduler.stop()
+    await this.#outbox.idle()
     await this.#runtime.close()
   }
 }
 
+export type { CreatedWebhookEndpoint, CreateWebhookEndpointInput, EndpointDeliveryView } from './audit/endpoints.js'
+export type { EventPage, ListEventsInput } from './audit/listing.js'
+export * from './audit/types.js'
 export type { SchedulerRun } from './lifecycle/scheduler.js'
 export type { CreateKeyInput, ListKeysInput, RotateKeyInput, UpdateKeyInput, UsageInput } from './management/inputs.js'
 export type { CreatedKey, KeyPage, RotatedKey } from './management/keys.js'
-export type { CacheSyncOptions, KeywardOptions, WebhookOptions } from './options.js'
+export type { CacheSyncOptions, EventOptions, KeywardOptions, WebhookOptions } from './options.js'

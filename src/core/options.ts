@@ -1,3 +1,5 @@
+import { EXPIRED_LOOKBACK_MS } from './audit/expiry.js'
+import type { AuditEvent } from './audit/types.js'
 import type { LimiterOptions } from './controls/limiter.js'
 import type { RateLimit } from './controls/rate-limit.js'
 import type { RedisClientLike } from './controls/redis.js'
@@ -49,6 +51,16 @@ export interface KeywardOptions {
     defaultGracePeriodSeconds?: number
   }
   webhooks?: WebhookOptions
+  /** The audit log: expiry warnings and how long events are kept. */
+  events?: EventOptions
+  /**
+   * Called in this process after each audit event is committed (a change made through this
+   * instance, or a notice its scheduler wrote): for hosts that mail their users instead of
+   * registering webhooks. Never receives a secret. A hook that throws (or rejects) is reported to
+   * `onError`; the change stands.
+   * @default undefined
+   */
+  onEvent?: (event: AuditEvent) => void | Promise<void>
   /** Where keyward reports background failures (sync, flush, delivery). Never receives secrets. */
   onError?: (error: unknown, context: string) => void
   /**
@@ -77,6 +89,20 @@ export interface KeywardOptions {
   tenantRateLimits?: (tenantId: string) => readonly RateLimit[]
   /** Fine-tuning of the limiter: Redis key prefix and timeouts, the in-process subject bound. */
   limiter?: Omit<LimiterOptions, 'redis' | 'onLimiterUnavailable' | 'onError'>
+}
+
+export interface EventOptions {
+  /**
+   * How long before a key stops working (its `expires_at`, or the end of its rotation grace
+   * period) the scheduler sends `api_key.expiring`, in seconds: once per key and threshold.
+   * @default [604800, 86400] (7 days and 1 day)
+   */
+  expiryWarningSeconds?: number[]
+  /**
+   * How long audit events (and settled webhook deliveries) are kept; the scheduler prunes older ones.
+   * @default 90
+   */
+  retentionDays?: number
 }
 
 export interface WebhookOptions extends Partial<OutboundPolicy> {
@@ -136,6 +162,10 @@ export interface ResolvedOptions {
   outboundPolicy: OutboundPolicy
   webhookLookup: Lookup | undefined
   webhookCa: string | Buffer | undefined
+  /** Thresholds of `api_key.expiring`, in seconds, descending. */
+  expiryWarningSeconds: number[]
+  retentionDays: number
+  onEvent: ((event: AuditEvent) => void | Promise<void>) | undefined
   onError: (error: unknown, context: string) => void
   limiter: LimiterOptions
   tenantRateLimits: ((tenantId: string) => readonly RateLimit[]) | undefined
@@ -163,6 +193,16 @@ export function resolveOptions(options: KeywardOptions): ResolvedOptions {
   if (!Array.isArray(retryScheduleSeconds) || retryScheduleSeconds.some((delay) => !Number.isFinite(delay) || delay < 0)) {
     throw new Error('keyward: option "webhooks.retryScheduleSeconds" must be a list of non-negative numbers')
   }
+  const expiryWarningSeconds = options.events?.expiryWarningSeconds ?? [7 * 86_400, 86_400]
+  if (!Array.isArray(expiryWarningSeconds) || expiryWarningSeconds.some((seconds) => !Number.isInteger(seconds) || seconds <= 0)) {
+    throw new Error('keyward: option "events.expiryWarningSeconds" must be a list of whole numbers of seconds, each above 0')
+  }
+  const retentionDays = positive(options.events?.retentionDays ?? 90, 'events.retentionDays')
+  // Notices are sent once because the events that record them are kept: they must outlive the
+  // window in which a scheduler run would look for them again.
+  if (retentionDays * 86_400_000 <= Math.max(EXPIRED_LOOKBACK_MS, Math.max(...expiryWarningSeconds) * 1000)) {
+    throw new Error('keyward: option "events.retentionDays" must be longer than 7 days and than the largest expiry warning')
+  }
   return {
     prefix,
     pepper: options.pepper,
@@ -180,6 +220,9 @@ export function resolveOptions(options: KeywardOptions): ResolvedOptions {
     webhookCa: options.webhooks?.ca,
     limiter: { ...options.limiter, redis: options.redis, onLimiterUnavailable: options.onLimiterUnavailable },
     tenantRateLimits: options.tenantRateLimits,
+    expiryWarningSeconds: [...new Set(expiryWarningSeconds)].sort((a, b) => b - a),
+    retentionDays,
+    onEvent: options.onEvent,
     onError: options.onError ?? ((error, context) => console.error(`keyward: ${context}:`, errorMessage(error))),
   }
 }

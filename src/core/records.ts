@@ -1,7 +1,7 @@
 import { type Credits, currentRemaining, periodStart } from './controls/credits.js'
 import type { RateLimit } from './controls/rate-limit.js'
 import { generateKey, hashKey, newId } from './key-format.js'
-import type { ApiKey, ApiKeyRecord, Environment, KeyStatus, Metadata } from './types.js'
+import type { ApiKey, ApiKeyRecord, AuditActor, Environment, KeyStatus, Metadata } from './types.js'
 
 /**
  * How a key row is built and what it shows, written once: creation and both kinds of rotation
@@ -31,6 +31,8 @@ export interface NewKeyFields {
   rateLimits: RateLimit[]
   allowedIps: string[]
   credits: Credits | null
+  /** Who creates it (or rotates its predecessor). */
+  createdBy: AuditActor | null
 }
 
 /** A freshly minted secret and the row that stores only its hash. */
@@ -57,6 +59,7 @@ export function mintKeyRecord(fields: NewKeyFields, now: Date, prefix: string, p
     updatedAt: now,
     lastUsedAt: null,
     revokedAt: null,
+    revokedBy: null,
     replacedByKeyId: null,
     graceExpiresAt: null,
     nextRotationAt: nextRotationAt(now, fields.rotationIntervalDays),
@@ -68,7 +71,13 @@ export function mintKeyRecord(fields: NewKeyFields, now: Date, prefix: string, p
  * The replacement of a key: everything but the secret is inherited, and its lifetime (an old key
  * created to live 30 days yields a successor that lives 30 days from the rotation).
  */
-export function mintSuccessor(current: ApiKeyRecord, now: Date, prefix: string, pepper: string | undefined): MintedKey {
+export function mintSuccessor(
+  current: ApiKeyRecord,
+  now: Date,
+  prefix: string,
+  pepper: string | undefined,
+  createdBy: AuditActor | null,
+): MintedKey {
   const lifetimeMs = current.expiresAt === null ? null : current.expiresAt.getTime() - current.createdAt.getTime()
   return mintKeyRecord(
     {
@@ -88,6 +97,7 @@ export function mintSuccessor(current: ApiKeyRecord, now: Date, prefix: string, 
       // What the old key had left moves on; during the grace period both keys spend from the
       // successor's credits and count against its limits (see `controlOwner`).
       credits: creditsOf(current, now),
+      createdBy,
     },
     now,
     prefix,
@@ -169,5 +179,7 @@ export function toApiKey(record: ApiKeyRecord, now: Date): ApiKey {
     credits: creditsOf(record, now),
     allowedIps: record.allowedIps,
     enabled: record.disabledAt === null,
+    createdBy: record.createdBy,
+    revokedBy: record.revokedBy,
   }
 }

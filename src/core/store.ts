@@ -1,4 +1,5 @@
-import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from './types.js'
+import type { AuditEvent, ListEventsQuery, StoredEvent, WebhookEndpointRecord } from './audit/types.js'
+import type { ApiKeyRecord, AuditActor, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from './types.js'
 
 /**
  * What keyward needs from a database: the one contract every store implements and one suite
@@ -7,20 +8,37 @@ import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, W
  * revoke, rotate) also appends to a change log in the same transaction, so other processes on
  * the same database can evict their caches (`readChanges`).
  *
+ * Every key write takes the audit events that record it (issue 15) and writes them, with their
+ * webhook deliveries, in the same transaction: a change that does not happen (not found, a lost
+ * race) writes no event, and no change is committed without its event.
+ *
  * Stores throw {@link StoreUnavailableError} when the database cannot be reached; anything else
  * they throw is a bug.
  */
 export interface KeyStore {
   /** A short name for logs and benchmarks, e.g. `sqlite` or `postgres`. */
   readonly dialect: string
-  insertKey(record: ApiKeyRecord): Promise<void>
+  insertKey(record: ApiKeyRecord, audit?: AuditWrite): Promise<void>
   findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null>
   findKey(tenantId: string, id: string): Promise<ApiKeyRecord | null>
   /** Newest first (created_at desc, id desc). */
   listKeys(query: ListKeysQuery): Promise<ApiKeyRecord[]>
-  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date): Promise<ApiKeyRecord | null>
-  /** Idempotent: an already revoked key keeps its first `revoked_at`. */
-  revokeKey(tenantId: string, id: string, now: Date): Promise<ApiKeyRecord | null>
+  /**
+   * `audit` is called inside the transaction with the row as it was (read under the write lock, so
+   * exact under concurrent updates) and as it is now; what it returns is written with the change.
+   */
+  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date, audit?: AuditOf): Promise<ApiKeyRecord | null>
+  /**
+   * Idempotent: an already revoked key is returned unchanged (its first `revoked_at` and
+   * `revoked_by` stay, nothing is written and `audit` is not called).
+   */
+  revokeKey(
+    tenantId: string,
+    id: string,
+    now: Date,
+    revokedBy?: AuditActor | null,
+    audit?: (revoked: ApiKeyRecord) => AuditWrite,
+  ): Promise<ApiKeyRecord | null>
   /** One transaction: mark the old key replaced (only if it still is not), insert the new one. */
   rotateKey(request: RotateRequest): Promise<RotateOutcome>
   /** Adds counts and moves `last_used_at` forward only (never backwards), in bulk. */
@@ -37,12 +55,50 @@ export interface KeyStore {
   findDueRotations(now: Date, limit: number): Promise<ApiKeyRecord[]>
   /**
    * Pending deliveries due at `now` and not locked, locked until `lockUntil` for this caller only
-   * (an atomic claim, so two schedulers never send the same attempt).
+   * (an atomic claim, so two schedulers never send the same attempt). With `ids`, only those.
    */
-  claimDeliveries(now: Date, lockUntil: Date, limit: number): Promise<WebhookDelivery[]>
+  claimDeliveries(now: Date, lockUntil: Date, limit: number, ids?: string[]): Promise<WebhookDelivery[]>
   /** Records an attempt's outcome and releases the lock. */
   saveDelivery(delivery: WebhookDelivery): Promise<void>
+  /** Rotation webhook deliveries of these keys (not the endpoints' event deliveries). */
   listDeliveries(tenantId: string, keyIds: string[]): Promise<WebhookDelivery[]>
+
+  // Audit log and event webhooks (issue 15) ------------------------------------------------------
+
+  /**
+   * Writes events that record no key write (the scheduler's expiry notices). An event whose id is
+   * already stored is skipped with its deliveries, so two instances computing the same notice write
+   * it once. Returns the ids written.
+   */
+  recordEvents(audit: AuditWrite): Promise<string[]>
+  /** Which of these event ids are stored. */
+  existingEventIds(ids: string[]): Promise<string[]>
+  /** Newest first (occurred_at desc, seq desc). */
+  listEvents(query: ListEventsQuery): Promise<StoredEvent[]>
+  /**
+   * Keys that stop working in (from, to]: by `expires_at` (not revoked), or by the end of their
+   * rotation grace period (`grace_expires_at`, rotated, not revoked). Ascending by that instant, then id.
+   */
+  findKeysEnding(query: EndingKeysQuery): Promise<ApiKeyRecord[]>
+  /**
+   * Deletes up to `limit` events that occurred before `before`, and up to `limit` settled
+   * deliveries created before it. Returns the number of events deleted.
+   */
+  pruneAudit(before: Date, limit: number): Promise<number>
+  insertWebhookEndpoint(endpoint: WebhookEndpointRecord, audit?: AuditWrite): Promise<void>
+  /** A tenant's endpoints, oldest first. */
+  listWebhookEndpoints(tenantId: string): Promise<WebhookEndpointRecord[]>
+  findWebhookEndpoint(tenantId: string, id: string): Promise<WebhookEndpointRecord | null>
+  /** Deletes an endpoint and its deliveries; `audit` (called with the deleted row) is written with it. */
+  deleteWebhookEndpoint(
+    tenantId: string,
+    id: string,
+    audit?: (deleted: WebhookEndpointRecord) => AuditWrite,
+  ): Promise<WebhookEndpointRecord | null>
+  /** Stops deliveries to an endpoint whose receiver answered 410 Gone. */
+  disableWebhookEndpoint(tenantId: string, id: string, now: Date): Promise<void>
+  /** An endpoint's deliveries, newest first. */
+  listEndpointDeliveries(tenantId: string, endpointId: string, limit: number): Promise<WebhookDelivery[]>
   /**
    * Takes up to `want` credits of a key for this process (a lease), first applying a refill that is
    * due at `now`; `want = 0` reads them. One atomic step, so leases of several processes never hand
@@ -85,6 +141,28 @@ export interface RotateRequest {
   expectedNextRotationAt?: Date
   /** Recorded in the same transaction as the rotation (the webhook for a scheduled rotation). */
   delivery?: WebhookDelivery
+  /** The `api_key.rotated` event and its deliveries: written only if this rotation wins. */
+  audit?: AuditWrite
+}
+
+/** Audit events and the webhook deliveries that carry them, written with the change they record. */
+export interface AuditWrite {
+  events: AuditEvent[]
+  /** At most one per (event, endpoint): a unique constraint makes a second one fail. */
+  deliveries: WebhookDelivery[]
+}
+
+/** Builds a change's audit write from the row before and after it (inside the store's transaction). */
+export type AuditOf = (before: ApiKeyRecord, after: ApiKeyRecord) => AuditWrite | undefined
+
+export interface EndingKeysQuery {
+  /** `expiresAt`: keys that expire; `graceExpiresAt`: rotated keys whose grace period ends. */
+  deadline: 'expiresAt' | 'graceExpiresAt'
+  from: Date
+  to: Date
+  /** Keys after this position (deadline asc, id asc). */
+  after?: { at: Date; id: string }
+  limit: number
 }
 
 export interface CreditLease {

@@ -60,6 +60,10 @@ export interface ApiKeyRecord {
   creditsVersion: number
   /** Set while the key is disabled (`enabled: false`). */
   disabledAt: Date | null
+  /** Who created the key (audit log, issue 15); null for keys made before it was recorded. */
+  createdBy: AuditActor | null
+  /** Who revoked the key; null while it is not revoked. */
+  revokedBy: AuditActor | null
 }
 
 /**
@@ -96,6 +100,8 @@ export interface ApiKey {
   allowedIps: string[]
   /** False while the key is disabled: it answers 401 `api_key_disabled` until enabled again. */
   enabled: boolean
+  createdBy: AuditActor | null
+  revokedBy: AuditActor | null
 }
 
 /** The fields a PATCH may change. `undefined` leaves a field alone; `null` clears it. */
@@ -184,12 +190,20 @@ export interface DeliveryAttempt {
   durationMs: number
 }
 
-/** One webhook message (Standard Webhooks: its id is stable across retries). */
+/**
+ * One webhook message (Standard Webhooks: its id is stable across retries): a key's rotation
+ * webhook (`endpointId` null) or an audit event sent to a tenant's webhook endpoint.
+ */
 export interface WebhookDelivery {
   id: string
   tenantId: string
+  /** The key the message is about; `''` for an endpoint's event that concerns no key. */
   keyId: string
   newKeyId: string | null
+  /** The webhook endpoint it goes to; null for a rotation webhook. */
+  endpointId: string | null
+  /** The audit event it carries; null for a rotation webhook. One delivery per (event, endpoint). */
+  eventId: string | null
   eventType: string
   url: string
   /** The exact JSON body to sign and send; wiped (null) once the delivery is settled. */
@@ -203,7 +217,29 @@ export interface WebhookDelivery {
 }
 
 /** A delivery as a tenant may see it: outcome and attempts, never the payload (it holds a secret). */
-export type DeliveryView = Omit<WebhookDelivery, 'payload' | 'lockedUntil' | 'tenantId'>
+export type DeliveryView = Omit<WebhookDelivery, 'payload' | 'lockedUntil' | 'tenantId' | 'endpointId' | 'eventId'>
+
+/** Who made a change, as the audit log names them (issue 15). */
+export const ACTOR_TYPES = ['api_key', 'user', 'system', 'cli'] as const
+export type ActorType = (typeof ACTOR_TYPES)[number]
+
+/**
+ * `api_key`: the calling key's id. `user`: the subject the host's `authenticate` returned (or null).
+ * `system`: a code caller (null) or keyward itself (`"scheduler"`). `cli`: the operating-system user.
+ */
+export interface AuditActor {
+  type: ActorType
+  id: string | null
+}
+
+/** The request a management call came from, recorded with its audit event. */
+export interface RequestInfo {
+  /** The socket's peer address, or the client named by trusted proxies (`trustProxy`). */
+  ip?: string | null
+  userAgent?: string | null
+  /** The incoming `X-Request-Id`, or the one the router generated (echoed in the answer). */
+  requestId?: string | null
+}
 
 /** Who is making a management call: resolved from an API key or from the host app's own auth. */
 export interface Actor {
@@ -216,6 +252,18 @@ export interface Actor {
   environment?: Environment
   /** The calling key's id, when the caller is an API key. */
   keyId?: string
+  /**
+   * Who acts, as the audit log records it.
+   * @default 'api_key' when `keyId` is set, else 'user' when `subject` is, else 'system'
+   */
+  type?: ActorType
+  /**
+   * The acting person's id in the host app (a JWT's `sub`, a session's user id), or the CLI's user:
+   * the `id` of the audit log's actor for `user`, `cli` and `system` callers.
+   */
+  subject?: string | null
+  /** The request the call came from; the keys router fills it in. */
+  request?: RequestInfo
   /**
    * The calling key's own controls, when the caller is an API key: a caller may not grant or
    * touch a key with looser ones (no escalation through limits, credits or IP ranges).

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ErrorCode } from '../core/errors.js'
 import type { Actor } from '../core/types.js'
-import { ACTOR_BINDING, bridgeTo, CLIENT_ADDRESS_BINDING, PATH_BINDING } from '../hono/fallback.js'
+import { CLIENT_ADDRESS_BINDING } from '../hono/client-address.js'
+import { ACTOR_BINDING, bridgeTo, PATH_BINDING } from '../hono/fallback.js'
 import { createKeysRouter as createHonoKeysRouter, type KeysRouterOptions as HonoKeysRouterOptions } from '../hono/router.js'
 import { answerFor } from '../http/problem.js'
 import {
@@ -14,11 +15,12 @@ import {
 } from './node-http.js'
 
 export interface KeysRouterOptions<Req extends ExpressRequestLike = ExpressRequestLike>
-  extends Omit<HonoKeysRouterOptions, 'authenticate'> {
+  extends Omit<HonoKeysRouterOptions, 'authenticate' | 'clientAddress'> {
   /**
    * Resolve the caller from the host app's own auth (a session, a JWT verified by a middleware
    * before the router). Return the tenant (and optionally project and scopes) the caller acts for,
-   * or null to fall back to an API key of the tenant. Annotate `req` with your app's `Request` type
+   * or null to fall back to an API key of the tenant; with `subject` (the user's id), the audit log
+   * names that user as the actor of each change. Annotate `req` with your app's `Request` type
    * to read what your middlewares put on it.
    * @default undefined (management calls authenticate with an API key of the tenant)
    *
@@ -78,6 +80,7 @@ export function createKeysRouter<Req extends ExpressRequestLike = ExpressRequest
       const response = await bridge.fetch(request, {
         [ACTOR_BINDING]: actor,
         [PATH_BINDING]: relativePath(req.url),
+        // The socket's peer: the router applies `trustProxy` to it as on Hono (not Express's own setting).
         [CLIENT_ADDRESS_BINDING]: req.socket?.remoteAddress,
       })
       await writeResponse(req, res, response)

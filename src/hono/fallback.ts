@@ -2,15 +2,15 @@ import type { Context, Env, Hono } from 'hono'
 import { Hono as HonoApp } from 'hono'
 import { fail, type KeywardError } from '../core/errors.js'
 import type { Actor } from '../core/types.js'
+import { CLIENT_ADDRESS_BINDING } from './client-address.js'
 
 /**
  * What a bridge passes in `env` to the keys router: the caller already resolved with the host app's
- * own auth (the Express adapter), and the path below the mount point to route on.
+ * own auth (the Express adapter), the path below the mount point to route on, and the socket's
+ * peer address (for the audit log's `ip`).
  */
 export const ACTOR_BINDING = 'keywardActor'
 export const PATH_BINDING = 'keywardPath'
-/** The socket's peer address of a bridged request (Express): the router applies `trustProxy` to it. */
-export const CLIENT_ADDRESS_BINDING = 'keywardClientAddress'
 export type KeysRouterBindings = { [ACTOR_BINDING]?: Actor | null; [PATH_BINDING]?: string; [CLIENT_ADDRESS_BINDING]?: string }
 
 /**

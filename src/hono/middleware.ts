@@ -18,6 +18,7 @@ import { limitHeaders } from '../http/ratelimit-headers.js'
 import { type ControlOptions, requestFacts } from '../http/request-facts.js'
 import { defaultKeyward } from '../index.js'
 import { answerBeforeBody } from './body.js'
+import { socketAddress } from './client-address.js'
 
 /**
  * The variables `apiKeyAuth()` sets. They are typed on the routes it guards only: chain it
@@ -36,19 +37,14 @@ export interface ApiKeyAuthOptions<R = Context> extends KeyExtractionOptions, Co
   /**
    * The socket's peer address on runtimes other than Node (`@hono/node-server` is read by
    * default). Only keys with an IP allowlist ask for it.
-   * @default c.env.incoming.socket.remoteAddress
+   * @default the Express bridge's binding, else `c.env.incoming.socket.remoteAddress`
    */
   clientAddress?: (c: R) => string | undefined
 }
 
 /** What `@hono/node-server` puts in `c.env`: Node's own request (typed here so keyward need not import it). */
 interface NodeBindings {
-  incoming?: { headers: Record<string, string | string[] | undefined>; socket?: { remoteAddress?: string } }
-}
-
-/** The peer address `@hono/node-server` exposes, without importing it. */
-export function nodeSocketAddress(c: Context): string | undefined {
-  return (c.env as NodeBindings | undefined)?.incoming?.socket?.remoteAddress
+  incoming?: { headers: Record<string, string | string[] | undefined> }
 }
 
 /**
@@ -66,7 +62,7 @@ export function requestHeader(c: Context, name: string): string | null | undefin
 
 /** How `apiKeyAuth` and the keys router learn a Hono request's client address and cost. */
 export function honoRequestFacts(options: ApiKeyAuthOptions): RequestFacts<Context> {
-  return requestFacts(options, options.clientAddress ?? nodeSocketAddress, (c) => requestHeader(c, 'x-forwarded-for'))
+  return requestFacts(options, options.clientAddress ?? socketAddress, (c) => requestHeader(c, 'x-forwarded-for'))
 }
 
 /**

@@ -10,23 +10,27 @@ import { keyActor } from '../core/verification/verifier.js'
 import { DRAIN_LIMIT_FACTOR } from '../http/body.js'
 import { type KeyExtractionOptions, keyExtractor } from '../http/problem.js'
 import { limitHeaders } from '../http/ratelimit-headers.js'
+import { requestIdOf } from '../http/request-id.js'
 import { toCreatedObject, toDeliveryObject, toKeyObject, toRotatedObject, toUsageObject } from '../http/serialize.js'
 import { defaultKeyward } from '../index.js'
+import { withAuditRoutes } from './audit-router.js'
 import { answerBeforeBody, readBodyFirst } from './body.js'
-import { ACTOR_BINDING, CLIENT_ADDRESS_BINDING, type KeysRouterBindings, routeFallback } from './fallback.js'
-import { type ApiKeyAuthOptions, honoRequestFacts, nodeSocketAddress, requestHeader } from './middleware.js'
+import { type ClientAddressOptions, clientAddressResolver } from './client-address.js'
+import { ACTOR_BINDING, type KeysRouterBindings, routeFallback } from './fallback.js'
+import { honoRequestFacts, requestHeader } from './middleware.js'
 import { DEFAULT_OPENAPI_INFO, routerOpenApiDocument } from './openapi-document.js'
 import { problemJson } from './problem.js'
-import { routes } from './routes.js'
+import { auditRoutes, routes } from './routes.js'
 
 export { ACTOR_BINDING, type KeysRouterBindings } from './fallback.js'
 
-export interface KeysRouterOptions extends KeyExtractionOptions, Pick<ApiKeyAuthOptions, 'trustProxy' | 'clientAddress'> {
+export interface KeysRouterOptions extends KeyExtractionOptions, ClientAddressOptions {
   /** @default the shared zero-config instance */
   keyward?: Keyward
   /**
    * Resolve the caller from the host app's own auth (a JWT, a session). Return the tenant (and
-   * optionally project and scopes) the caller acts for, or null to fall back to an API key.
+   * optionally project and scopes) the caller acts for, or null to fall back to an API key. Return
+   * `subject` (the user's id) too, and the audit log names that user as the actor of each change.
    *
    * @example
    * // With hono/jwt in front, on `new Hono<Env>()` where
@@ -55,7 +59,7 @@ export interface KeysRouterOptions extends KeyExtractionOptions, Pick<ApiKeyAuth
   maxBodyBytes?: number
 }
 
-type RouterEnv = { Bindings: KeysRouterBindings; Variables: { actor: Actor } }
+export type RouterEnv = { Bindings: KeysRouterBindings; Variables: { actor: Actor; requestId: string } }
 
 /**
  * The key-management router. Mount it anywhere: `app.route('/api-keys', createKeysRouter())`.
@@ -69,11 +73,9 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
   const maxBodyBytes = options.maxBodyBytes ?? 16_384
   const instance = (): Keyward => options.keyward ?? defaultKeyward()
   const problem = (c: Context, error: KeywardError, headers?: Record<string, string>) => problemJson(c, error, realm, headers)
-  // Bridged requests (Express) carry the socket's address in env; mounted ones have @hono/node-server's.
-  const facts = honoRequestFacts({
-    trustProxy: options.trustProxy,
-    clientAddress: options.clientAddress ?? ((c) => c.env?.[CLIENT_ADDRESS_BINDING] ?? nodeSocketAddress(c)),
-  })
+  const addressOf = clientAddressResolver(options)
+  // The calling key's controls (IP allowlist, limits) see the same client address as the audit log.
+  const facts = honoRequestFacts(options)
 
   const app = new OpenAPIHono<RouterEnv>({
     defaultHook: (result, c) => {
@@ -90,10 +92,14 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
   })
   app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer' })
 
-  // Every answer of the router may carry key data or a secret: no cache may keep it.
+  // Every answer of the router may carry key data or a secret: no cache may keep it. Every answer
+  // names its request (the caller's X-Request-Id or a fresh one), as the audit log records it.
   app.use('*', async (c, next) => {
+    const requestId = requestIdOf(c.req.header('x-request-id'))
+    c.set('requestId', requestId)
     await next()
     c.header('Cache-Control', 'no-store')
+    c.header('X-Request-Id', requestId)
   })
   if (options.openapi !== false) {
     // Paths carry the mount point read from the request URL (`/api-keys/openapi.json` → `/api-keys`),
@@ -109,7 +115,8 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     const actor = await resolveActor(c)
     // Answered before the body is read: keep-alive connections must stay usable (issue 12).
     if (!actor.ok) return answerBeforeBody(c, problem(c, actor.error, actor.headers), DRAIN_LIMIT_FACTOR * maxBodyBytes)
-    c.set('actor', actor.value)
+    const request = { ip: addressOf(c) ?? null, userAgent: c.req.header('user-agent') ?? null, requestId: c.var.requestId }
+    c.set('actor', { ...actor.value, request })
     await next()
   })
   app.use(
@@ -120,10 +127,11 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
   async function resolveActor(
     c: Context<RouterEnv>,
   ): Promise<{ ok: true; value: Actor } | { ok: false; error: KeywardError; headers?: Record<string, string> }> {
+    // The host's own auth authenticates people: the audit log names them as users (with `subject`).
     const bridged = c.env?.[ACTOR_BINDING]
-    if (bridged) return { ok: true, value: bridged }
+    if (bridged) return { ok: true, value: { type: 'user', ...bridged } }
     const hosted = await options.authenticate?.(c)
-    if (hosted) return { ok: true, value: hosted }
+    if (hosted) return { ok: true, value: { type: 'user', ...hosted } }
     const presented = acceptApiKeys ? extract(c, requestHeader) : undefined
     if (presented === undefined) return acceptApiKeys ? fail('missing_api_key') : fail('unauthenticated')
     // Verifying counts a use of the calling key: management calls made with a key are uses of it,
@@ -135,7 +143,7 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     return { ok: true, value: keyActor(decision) }
   }
 
-  const router = app
+  const router = withAuditRoutes(app, instance, problem)
     .openapi(routes.create, async (c) => {
       const body = c.req.valid('json')
       const result = await instance().createKey(c.var.actor, {
@@ -215,7 +223,7 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
 
   // Registered last and outside the typed chain: unknown paths, other methods and a trailing slash
   // under the mount point are answered by the router itself, mounted or bridged alike.
-  app.all('*', routeFallback(app, routes, problem))
+  app.all('*', routeFallback(app, { ...auditRoutes, ...routes }, problem))
   app.onError((error, c) => {
     if (error instanceof HTTPException) {
       if (error.status === 415) return problem(c, fail('unsupported_media_type').error)

@@ -1,11 +1,18 @@
 import { createRoute, type RouteConfig } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import {
+  createdEndpointSchema,
   createdKeySchema,
+  createEndpointBody,
   createKeyBody,
   deliverySchema,
+  endpointDeliverySchema,
+  endpointIdParam,
+  endpointObjectSchema,
+  eventObjectSchema,
   keyIdParam,
   keyObjectSchema,
+  listEventsQuery,
   listKeysQuery,
   problemSchema,
   rotatedKeySchema,
@@ -143,6 +150,82 @@ export const routes = {
     request: { params: keyIdParam },
     responses: {
       200: { description: 'Deliveries', content: { 'application/json': { schema: deliverySchema.array() } } },
+      ...errorResponses,
+    },
+  }),
+} satisfies Record<string, RouteConfig>
+
+/**
+ * The audit log and event webhook routes (issue 15). The router registers them before the `/{id}`
+ * routes, so `events` and `webhook-endpoints` are never taken for a key id.
+ */
+export const auditRoutes = {
+  events: createRoute({
+    method: 'get',
+    path: '/events',
+    operationId: 'listApiKeyEvents',
+    summary: 'List audit events',
+    tags,
+    description:
+      'Who did what to which key, newest first, among the keys the caller may see. The next page is in `Link: <...>; rel="next"`.',
+    security,
+    request: { query: listEventsQuery },
+    responses: {
+      200: { description: 'A page of events', content: { 'application/json': { schema: eventObjectSchema.array() } } },
+      ...errorResponses,
+    },
+  }),
+  createEndpoint: createRoute({
+    method: 'post',
+    path: '/webhook-endpoints',
+    operationId: 'createWebhookEndpoint',
+    summary: 'Register a webhook endpoint for events',
+    tags,
+    description: 'Returns the endpoint and, once only, its signing secret in `secret` (Standard Webhooks).',
+    security,
+    request: { body: { content: { 'application/json': { schema: createEndpointBody } }, required: true } },
+    responses: {
+      201: { description: 'Created', content: { 'application/json': { schema: createdEndpointSchema } } },
+      ...errorResponses,
+    },
+  }),
+  listEndpoints: createRoute({
+    method: 'get',
+    path: '/webhook-endpoints',
+    operationId: 'listWebhookEndpoints',
+    summary: 'List webhook endpoints',
+    tags,
+    security,
+    responses: {
+      200: { description: 'The endpoints', content: { 'application/json': { schema: endpointObjectSchema.array() } } },
+      ...errorResponses,
+    },
+  }),
+  deleteEndpoint: createRoute({
+    method: 'delete',
+    path: '/webhook-endpoints/{id}',
+    operationId: 'deleteWebhookEndpoint',
+    summary: 'Delete a webhook endpoint',
+    tags,
+    description: 'Nothing more is sent to it; its pending deliveries are dropped.',
+    security,
+    request: { params: endpointIdParam },
+    responses: {
+      200: { description: 'The deleted endpoint', content: { 'application/json': { schema: endpointObjectSchema } } },
+      ...errorResponses,
+    },
+  }),
+  endpointDeliveries: createRoute({
+    method: 'get',
+    path: '/webhook-endpoints/{id}/deliveries',
+    operationId: 'listWebhookEndpointDeliveries',
+    summary: 'Deliveries of a webhook endpoint',
+    tags,
+    description: 'The newest 100 deliveries, with every attempt (time, status, error, duration).',
+    security,
+    request: { params: endpointIdParam },
+    responses: {
+      200: { description: 'Deliveries', content: { 'application/json': { schema: endpointDeliverySchema.array() } } },
       ...errorResponses,
     },
   }),

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { EVENT_TYPES } from '../core/audit/types.js'
 import { allowedIpsSchema, creditsSchema, rateLimitsWireSchema } from '../core/controls/schemas.js'
 import {
   environmentSchema,
@@ -12,7 +13,7 @@ import {
   scopesSchema,
   webhookUrlSchema,
 } from '../core/schemas.js'
-import { ENVIRONMENTS, KEY_STATUSES } from '../core/types.js'
+import { ACTOR_TYPES, ENVIRONMENTS, KEY_STATUSES } from '../core/types.js'
 
 /**
  * The wire shapes of the management API (snake_case, as the seeds), built from the core's field
@@ -108,6 +109,13 @@ export const keyIdParam = z.object({
     .meta({ param: { name: 'id', in: 'path' }, example: 'key_3hVq8bTzK0mN2pXr5sW7yA' }),
 })
 
+export const actorSchema = z
+  .object({
+    type: z.enum(ACTOR_TYPES),
+    id: z.string().nullable().meta({ description: 'The key id (api_key), the user (user, cli), "scheduler" or null (system).' }),
+  })
+  .meta({ id: 'Actor' })
+
 export const keyObjectSchema = z
   .object({
     id: z.string(),
@@ -140,6 +148,8 @@ export const keyObjectSchema = z
       .nullable(),
     allowed_ips: z.array(z.string()),
     enabled: z.boolean(),
+    created_by: actorSchema.nullable().meta({ description: 'Who created the key (null for keys created before it was recorded).' }),
+    revoked_by: actorSchema.nullable().meta({ description: 'Who revoked the key; null while it is not revoked.' }),
   })
   .meta({ id: 'ApiKey' })
 
@@ -194,6 +204,94 @@ export const deliverySchema = z
     updated_at: instant,
   })
   .meta({ id: 'WebhookDelivery' })
+
+// Audit log and event webhooks (issue 15) -----------------------------------------------------------
+
+export const listEventsQuery = z.strictObject(
+  {
+    key_id: z.string(fieldWording).max(64).optional().meta({ description: 'Only events about this key.' }),
+    type: z.enum(EVENT_TYPES, fieldWording).optional(),
+    since: isoDateTime.optional().meta({ description: 'Only events at or after this instant.' }),
+    limit: z.coerce.number(fieldWording).int().min(1).max(100).optional().meta({ description: 'Page size, 1-100 (default 20).' }),
+    cursor: z.string(fieldWording).max(512).optional().meta({ description: 'From the Link rel="next" header of the previous page.' }),
+  },
+  fieldWording,
+)
+
+export const eventObjectSchema = z
+  .object({
+    id: z.string(),
+    type: z.enum(EVENT_TYPES),
+    tenant_id: z.string(),
+    project_id: z.string().nullable(),
+    environment: z.enum(ENVIRONMENTS).nullable(),
+    key_id: z.string().nullable(),
+    actor: actorSchema,
+    occurred_at: instant,
+    ip: z.string().nullable().meta({ description: 'The caller’s address: the socket’s peer unless trusted proxies are configured.' }),
+    user_agent: z.string().nullable(),
+    request_id: z.string().nullable().meta({ description: 'The X-Request-Id of the request that made the change.' }),
+    details: z
+      .record(z.string(), z.unknown())
+      .meta({ description: 'What changed, e.g. `changes: { name: { before, after } }` for api_key.updated.' }),
+  })
+  .meta({ id: 'AuditEvent' })
+
+export const createEndpointBody = z
+  .strictObject(
+    {
+      url: webhookUrlSchema.meta({ description: 'Receives the events, signed (Standard Webhooks).' }),
+      events: z
+        .array(z.enum(EVENT_TYPES, fieldWording), fieldWording)
+        .min(1, 'must name at least one event type')
+        .max(EVENT_TYPES.length)
+        .meta({ description: 'The event types to receive.', example: ['api_key.revoked', 'api_key.expiring'] }),
+      project_id: projectIdSchema.optional().meta({ description: 'Only events of this project’s keys.' }),
+      environment: environmentSchema.optional().meta({ description: 'Only events of this environment’s keys.' }),
+    },
+    fieldWording,
+  )
+  .meta({ id: 'CreateWebhookEndpoint' })
+
+export const endpointIdParam = z.object({
+  id: z
+    .string(fieldWording)
+    .max(64)
+    .meta({ param: { name: 'id', in: 'path' }, example: 'whe_3hVq8bTzK0mN2pXr5sW7yA' }),
+})
+
+export const endpointObjectSchema = z
+  .object({
+    id: z.string(),
+    tenant_id: z.string(),
+    project_id: z.string().nullable(),
+    environment: z.enum(ENVIRONMENTS).nullable(),
+    url: z.string(),
+    events: z.array(z.enum(EVENT_TYPES)),
+    created_at: instant,
+    created_by: actorSchema.nullable(),
+    disabled_at: instant.nullable().meta({ description: 'Set when the receiver answered 410 Gone: nothing more is sent.' }),
+  })
+  .meta({ id: 'WebhookEndpoint' })
+
+export const createdEndpointSchema = endpointObjectSchema
+  .extend({ secret: z.string().meta({ description: 'whsec_... for verifying deliveries. Shown once; store it now.' }) })
+  .meta({ id: 'CreatedWebhookEndpoint' })
+
+export const endpointDeliverySchema = z
+  .object({
+    id: z.string().meta({ description: 'The webhook-id header of every attempt.' }),
+    endpoint_id: z.string().nullable(),
+    event_id: z.string().nullable(),
+    event_type: z.string(),
+    url: z.string(),
+    status: z.enum(['pending', 'succeeded', 'failed']),
+    attempts: z.array(z.object({ at: instant, status: z.number().nullable(), error: z.string().nullable(), duration_ms: z.number() })),
+    next_attempt_at: instant.nullable(),
+    created_at: instant,
+    updated_at: instant,
+  })
+  .meta({ id: 'WebhookEndpointDelivery' })
 
 export const problemSchema = z
   .object({

@@ -1,8 +1,21 @@
 import type { z } from 'zod'
+import type { CreatedWebhookEndpoint, EndpointDeliveryView } from '../core/audit/endpoints.js'
+import type { AuditEvent, WebhookEndpoint } from '../core/audit/types.js'
+import { eventWireObject } from '../core/audit/wire.js'
 import { toWireRateLimits } from '../core/controls/schemas.js'
 import type { CreatedKey, RotatedKey } from '../core/management/keys.js'
-import type { ApiKey, DeliveryView, KeyUsage } from '../core/types.js'
-import type { createdKeySchema, deliverySchema, keyObjectSchema, rotatedKeySchema, usageSchema } from './schemas.js'
+import type { ApiKey, DeliveryAttempt, DeliveryView, KeyUsage } from '../core/types.js'
+import type {
+  createdEndpointSchema,
+  createdKeySchema,
+  deliverySchema,
+  endpointDeliverySchema,
+  endpointObjectSchema,
+  eventObjectSchema,
+  keyObjectSchema,
+  rotatedKeySchema,
+  usageSchema,
+} from './schemas.js'
 
 /**
  * The core's domain values as the wire shows them (snake_case, ISO 8601 instants, as in the
@@ -16,6 +29,10 @@ export type CreatedKeyObject = z.infer<typeof createdKeySchema>
 export type RotatedKeyObject = z.infer<typeof rotatedKeySchema>
 export type UsageObject = z.infer<typeof usageSchema>
 export type DeliveryObject = z.infer<typeof deliverySchema>
+export type EventObject = z.infer<typeof eventObjectSchema>
+export type WebhookEndpointObject = z.infer<typeof endpointObjectSchema>
+export type CreatedWebhookEndpointObject = z.infer<typeof createdEndpointSchema>
+export type EndpointDeliveryObject = z.infer<typeof endpointDeliverySchema>
 
 const iso = (date: Date | null): string | null => (date === null ? null : date.toISOString())
 
@@ -46,6 +63,8 @@ export function toKeyObject(key: ApiKey): KeyObject {
     credits: key.credits,
     allowed_ips: key.allowedIps,
     enabled: key.enabled,
+    created_by: key.createdBy,
+    revoked_by: key.revokedBy,
   }
 }
 
@@ -98,12 +117,55 @@ export function toDeliveryObject(delivery: DeliveryView): DeliveryObject {
     event_type: delivery.eventType,
     url: delivery.url,
     status: delivery.status,
-    attempts: delivery.attempts.map((attempt) => ({
-      at: attempt.at,
-      status: attempt.status,
-      error: attempt.error,
-      duration_ms: attempt.durationMs,
-    })),
+    attempts: delivery.attempts.map(toAttemptObject),
+    next_attempt_at: iso(delivery.nextAttemptAt),
+    created_at: delivery.createdAt.toISOString(),
+    updated_at: delivery.updatedAt.toISOString(),
+  }
+}
+
+function toAttemptObject(attempt: DeliveryAttempt) {
+  return { at: attempt.at, status: attempt.status, error: attempt.error, duration_ms: attempt.durationMs }
+}
+
+/**
+ * An audit event. Its wire form is also the `data` of an event webhook, which the core builds when
+ * the change commits (core/audit/wire.ts); this is that same function, typed by the response schema.
+ */
+export function toEventObject(event: AuditEvent): EventObject {
+  return eventWireObject(event)
+}
+
+/** A webhook endpoint, without its secret. */
+export function toEndpointObject(endpoint: WebhookEndpoint): WebhookEndpointObject {
+  return {
+    id: endpoint.id,
+    tenant_id: endpoint.tenantId,
+    project_id: endpoint.projectId,
+    environment: endpoint.environment,
+    url: endpoint.url,
+    events: endpoint.events,
+    created_at: endpoint.createdAt.toISOString(),
+    created_by: endpoint.createdBy,
+    disabled_at: iso(endpoint.disabledAt),
+  }
+}
+
+/** The new endpoint with its signing secret, shown this once. */
+export function toCreatedEndpointObject(created: CreatedWebhookEndpoint): CreatedWebhookEndpointObject {
+  return { ...toEndpointObject(created.endpoint), secret: created.secret }
+}
+
+/** An endpoint's delivery: outcome and attempts, never the payload. */
+export function toEndpointDeliveryObject(delivery: EndpointDeliveryView): EndpointDeliveryObject {
+  return {
+    id: delivery.id,
+    endpoint_id: delivery.endpointId,
+    event_id: delivery.eventId,
+    event_type: delivery.eventType,
+    url: delivery.url,
+    status: delivery.status,
+    attempts: delivery.attempts.map(toAttemptObject),
     next_attempt_at: iso(delivery.nextAttemptAt),
     created_at: delivery.createdAt.toISOString(),
     updated_at: delivery.updatedAt.toISOString(),

@@ -28,6 +28,7 @@ export interface DeliveryColumns {
   status: Column
   nextAttemptAt: Column
   lockedUntil: Column
+  endpointId: Column
 }
 
 /** One key of one tenant: a tenant never reaches another tenant's row by id. */
@@ -76,14 +77,19 @@ export function unlocked(table: DeliveryColumns, now: Date): SQL {
   return or(isNull(table.lockedUntil), lte(table.lockedUntil, now)) as SQL
 }
 
-/** Deliveries due for an attempt and not held by another claimant. */
-export function claimableDelivery(table: DeliveryColumns, now: Date): SQL {
-  return and(eq(table.status, 'pending'), lte(table.nextAttemptAt, now), unlocked(table, now)) as SQL
+/** Deliveries due for an attempt and not held by another claimant (only `ids`, when given). */
+export function claimableDelivery(table: DeliveryColumns, now: Date, ids?: string[]): SQL {
+  return and(
+    eq(table.status, 'pending'),
+    lte(table.nextAttemptAt, now),
+    unlocked(table, now),
+    ids !== undefined ? inArray(table.id, ids) : undefined,
+  ) as SQL
 }
 
-/** A tenant's deliveries for these keys. */
+/** A tenant's rotation webhook deliveries for these keys (not the event deliveries to its endpoints). */
 export function deliveriesOf(table: DeliveryColumns, tenantId: string, keyIds: string[]): SQL {
-  return and(eq(table.tenantId, tenantId), inArray(table.keyId, keyIds)) as SQL
+  return and(eq(table.tenantId, tenantId), inArray(table.keyId, keyIds), isNull(table.endpointId)) as SQL
 }
 
 /** Usage rows of these keys from `fromDay` on. */

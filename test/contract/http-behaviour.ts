@@ -61,6 +61,8 @@ interface Call {
   /** A raw body, sent with `contentType`. */
   body?: string
   contentType?: string
+  /** Any other request headers (X-Request-Id, User-Agent, X-Forwarded-For). */
+  headers?: Record<string, string>
 }
 
 interface Minted {
@@ -90,7 +92,7 @@ export function describeHttpBehaviour(name: string, startServer: StartServer, op
     cleanups.push(() => server.close())
     const admin = await mint(kw, { tenantId: TENANT }, { name: 'admin' })
     const request = (path: string, call: Call = {}): Promise<Response> => {
-      const headers: Record<string, string> = {}
+      const headers: Record<string, string> = { ...call.headers }
       if (call.key !== undefined) headers['x-api-key'] = call.key
       if (call.bearer !== undefined) headers.authorization = `Bearer ${call.bearer}`
       let body = call.body
@@ -1492,6 +1494,189 @@ export function describeHttpBehaviour(name: string, startServer: StartServer, op
         const before = await stored(kw)
         await expectProblem(await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: {} }), 409, 'key_revoked')
         expect(await stored(kw)).toEqual(before)
+      })
+    })
+
+    describe('audit log and event webhooks (issue 15)', () => {
+      it('records a change made with a key: the key as actor, the socket’s address, the user agent and the request id it echoes', async () => {
+        const { admin, request } = await start()
+        const response = await request('/api-keys', {
+          method: 'POST',
+          key: admin.key,
+          json: { name: 'audited' },
+          // Not trusted by default: the socket's peer is the client.
+          headers: { 'x-request-id': 'req-abc-123', 'user-agent': 'audit-test/1.0', 'x-forwarded-for': '198.51.100.77' },
+        })
+        expect(response.status).toBe(201)
+        expect(response.headers.get('x-request-id')).toBe('req-abc-123')
+        const created: Json = await readJson(response)
+        expect(created.created_by).toEqual({ type: 'api_key', id: admin.id })
+        const events: Json[] = await readJson(await request(`/api-keys/events?key_id=${created.id}`, { key: admin.key }))
+        expect(events).toEqual([
+          {
+            id: expect.stringMatching(/^evt_/),
+            type: 'api_key.created',
+            tenant_id: TENANT,
+            project_id: null,
+            environment: 'live',
+            key_id: created.id,
+            actor: { type: 'api_key', id: admin.id },
+            occurred_at: created.created_at,
+            ip: '127.0.0.1',
+            user_agent: 'audit-test/1.0',
+            request_id: 'req-abc-123',
+            details: { name: 'audited', environment: 'live', scopes: [], expires_at: null },
+          },
+        ])
+      })
+
+      it('answers 401 missing_api_key on every audit route without a key', async () => {
+        const { request } = await start()
+        for (const [method, path] of [
+          ['GET', '/api-keys/events'],
+          ['POST', '/api-keys/webhook-endpoints'],
+          ['GET', '/api-keys/webhook-endpoints'],
+          ['DELETE', '/api-keys/webhook-endpoints/whe_x'],
+          ['GET', '/api-keys/webhook-endpoints/whe_x/deliveries'],
+        ] as const) {
+          await expectProblem(await request(path, { method, json: method === 'POST' ? {} : undefined }), 401, 'missing_api_key')
+        }
+      })
+
+      it('answers every request with an X-Request-Id: the caller’s when it is safe, a fresh one otherwise, errors included', async () => {
+        const { admin, request } = await start()
+        const generated = (await request('/api-keys', { key: admin.key })).headers.get('x-request-id')
+        expect(generated).toMatch(/^[0-9a-f-]{36}$/)
+        for (const unsafe of ['has spaces', 'x'.repeat(129), 'quote"d', '<script>', 'a\\b']) {
+          const response = await request('/api-keys', { key: admin.key, headers: { 'x-request-id': unsafe } })
+          expect(response.status).toBe(200)
+          expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+        }
+        const missing = await request('/api-keys', { headers: { 'x-request-id': 'no-key-1' } })
+        await expectProblem(missing, 401, 'missing_api_key')
+        expect(missing.headers.get('x-request-id')).toBe('no-key-1')
+        const unknown = await request('/api-keys/nope/nothing/here', { key: admin.key, headers: { 'x-request-id': 'no-route-1' } })
+        await expectProblem(unknown, 404, 'route_not_found')
+        expect(unknown.headers.get('x-request-id')).toBe('no-route-1')
+      })
+
+      it('records revocations and rotations with who made them, and shows revoked_by on the key', async () => {
+        const { kw, admin, request } = await start()
+        const target = await mint(kw, { tenantId: TENANT }, { name: 'target' })
+        const rotated: Json = await readJson(await request(`/api-keys/${target.id}/rotate`, { method: 'POST', key: admin.key, json: {} }))
+        const revoked: Json = await readJson(await request(`/api-keys/${rotated.id}`, { method: 'DELETE', key: admin.key }))
+        expect(revoked.revoked_by).toEqual({ type: 'api_key', id: admin.id })
+        const events: Json[] = await readJson(await request('/api-keys/events', { key: admin.key }))
+        expect(events.map((event) => [event.type, event.key_id, event.actor.id])).toEqual([
+          ['api_key.revoked', rotated.id, admin.id],
+          ['api_key.rotated', target.id, admin.id],
+          ['api_key.created', target.id, null],
+          ['api_key.created', admin.id, null],
+        ])
+        expect(events[1].details).toMatchObject({ new_key_id: rotated.id, scheduled: false })
+      })
+
+      it('shows /events only within the caller’s tenant, project and environment (a test key sees test-key events only)', async () => {
+        const { kw, admin, request } = await start()
+        const theirs = await mint(kw, { tenantId: OTHER_TENANT }, { name: 'globex admin' })
+        const web = await mint(kw, { tenantId: TENANT }, { name: 'web admin', projectId: 'web' })
+        const webKey = await mint(kw, { tenantId: TENANT }, { name: 'web svc', projectId: 'web' })
+        const tester = await mint(kw, { tenantId: TENANT }, { name: 'test admin', environment: 'test' })
+        const testKey = await mint(kw, { tenantId: TENANT }, { name: 'test svc', environment: 'test' })
+        const keyIds = async (key: string, query = '') =>
+          ((await readJson(await request(`/api-keys/events${query}`, { key }))) as Json[]).map((event) => event.key_id).sort()
+        expect(await keyIds(admin.key)).toEqual([admin.id, web.id, webKey.id, tester.id, testKey.id].sort())
+        expect(await keyIds(theirs.key)).toEqual([theirs.id])
+        expect(await keyIds(web.key)).toEqual([web.id, webKey.id].sort())
+        expect(await keyIds(tester.key)).toEqual([tester.id, testKey.id].sort())
+        // Asking for a key the caller may not see finds nothing, as for a key that does not exist.
+        expect(await keyIds(tester.key, `?key_id=${admin.id}`)).toEqual([])
+        expect(await keyIds(theirs.key, `?key_id=${admin.id}`)).toEqual([])
+        const reader = await mint(kw, { tenantId: TENANT }, { name: 'orders', scopes: ['orders:read'] })
+        await expectProblem(await request('/api-keys/events', { key: reader.key }), 403, 'insufficient_scope')
+      })
+
+      it('pages /events with Link: rel="next" and refuses bad filters with 400', async () => {
+        const { kw, admin, request } = await start()
+        for (let i = 0; i < 4; i++) await mint(kw, { tenantId: TENANT }, { name: `k${i}` })
+        const first = await request('/api-keys/events?limit=2&type=api_key.created', { key: admin.key })
+        expect(((await readJson(first)) as Json[]).length).toBe(2)
+        const seen: string[] = []
+        let next: string | null = '/api-keys/events?limit=2&type=api_key.created'
+        while (next !== null) {
+          const page: Response = await request(next, { key: admin.key })
+          seen.push(...((await readJson(page)) as Json[]).map((event) => event.id))
+          next = nextLink(page)
+        }
+        expect(new Set(seen).size).toBe(5)
+        for (const query of ['type=api_key.nope', 'since=yesterday', 'limit=0', 'cursor=bm9wZQ', 'colour=red']) {
+          await expectProblem(await request(`/api-keys/events?${query}`, { key: admin.key }), 400, 'validation_error')
+        }
+      })
+
+      it('registers, lists and deletes webhook endpoints: the secret is shown once, `events` and `webhook-endpoints` are no key ids', async () => {
+        const { admin, request } = await start()
+        const url = 'https://hooks.example.com/keyward'
+        const created = await request('/api-keys/webhook-endpoints', {
+          method: 'POST',
+          key: admin.key,
+          json: { url, events: ['api_key.revoked', 'api_key.expiring'] },
+        })
+        expect(created.status).toBe(201)
+        expect(created.headers.get('cache-control')).toBe('no-store')
+        const endpoint: Json = await readJson(created)
+        expect(endpoint).toMatchObject({
+          id: expect.stringMatching(/^whe_/),
+          tenant_id: TENANT,
+          url,
+          events: ['api_key.revoked', 'api_key.expiring'],
+          secret: expect.stringMatching(/^whsec_/),
+          created_by: { type: 'api_key', id: admin.id },
+          disabled_at: null,
+        })
+        const listed: Json[] = await readJson(await request('/api-keys/webhook-endpoints', { key: admin.key }))
+        const { secret: _secret, ...withoutSecret } = endpoint
+        expect(listed).toEqual([withoutSecret])
+        expect(JSON.stringify(listed)).not.toContain('whsec_')
+        const deliveries = await request(`/api-keys/webhook-endpoints/${endpoint.id}/deliveries`, { key: admin.key })
+        expect(await readJson(deliveries)).toEqual([])
+        const deleted = await request(`/api-keys/webhook-endpoints/${endpoint.id}`, { method: 'DELETE', key: admin.key })
+        expect(deleted.status).toBe(200)
+        await expectProblem(
+          await request(`/api-keys/webhook-endpoints/${endpoint.id}`, { method: 'DELETE', key: admin.key }),
+          404,
+          'not_found',
+        )
+        expect(await readJson(await request('/api-keys/webhook-endpoints', { key: admin.key }))).toEqual([])
+        const log: Json[] = await readJson(await request('/api-keys/events?type=webhook_endpoint.created', { key: admin.key }))
+        expect(log.map((event) => event.details.endpoint_id)).toEqual([endpoint.id])
+      })
+
+      it('refuses a webhook endpoint the outbound policy or the schema forbids with 400, and another tenant’s with 404', async () => {
+        const { kw, admin, request } = await start()
+        for (const body of [
+          { url: 'http://hooks.example.com/x', events: ['api_key.revoked'] },
+          { url: 'https://10.0.0.5/x', events: ['api_key.revoked'] },
+          { url: 'https://hooks.example.com/x', events: [] },
+          { url: 'https://hooks.example.com/x', events: ['api_key.nope'] },
+          { url: 'https://hooks.example.com/x' },
+        ]) {
+          const problem = await expectProblem(
+            await request('/api-keys/webhook-endpoints', { method: 'POST', key: admin.key, json: body }),
+            400,
+            'validation_error',
+          )
+          expect(problem.errors.length, JSON.stringify(body)).toBeGreaterThan(0)
+        }
+        const theirs = await kw.createWebhookEndpoint(
+          { tenantId: OTHER_TENANT },
+          { url: 'https://hooks.example.com/g', events: ['api_key.revoked'] },
+        )
+        if (!theirs.ok) throw new Error('endpoint set-up failed')
+        const id = theirs.value.endpoint.id
+        await expectProblem(await request(`/api-keys/webhook-endpoints/${id}`, { method: 'DELETE', key: admin.key }), 404, 'not_found')
+        await expectProblem(await request(`/api-keys/webhook-endpoints/${id}/deliveries`, { key: admin.key }), 404, 'not_found')
+        expect((await kw.listWebhookEndpoints({ tenantId: OTHER_TENANT })).ok).toBe(true)
       })
     })
   })

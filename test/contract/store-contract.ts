@@ -3,6 +3,7 @@ import { generateKey, hashKey, newId } from '../../src/core/key-format.js'
 import { statusOf } from '../../src/core/records.js'
 import type { KeyStore } from '../../src/core/store.js'
 import type { ApiKeyRecord, KeyStatus, WebhookDelivery } from '../../src/core/types.js'
+import { describeAuditStoreContract } from './audit-store-contract.js'
 
 /**
  * One behaviour suite for every store (drizzle-orm's `tests()` habit): the SQLite and PostgreSQL
@@ -51,6 +52,8 @@ export function makeRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord 
     creditsRefilledAt: null,
     creditsVersion: 0,
     disabledAt: null,
+    createdBy: null,
+    revokedBy: null,
     ...overrides,
   }
 }
@@ -70,6 +73,8 @@ export function makeDelivery(keyId: string, overrides: Partial<WebhookDelivery> 
     lockedUntil: null,
     createdAt: T0,
     updatedAt: T0,
+    endpointId: null,
+    eventId: null,
     ...overrides,
   }
 }
@@ -93,6 +98,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       extra.push(other)
       return other
     }
+
+    describeAuditStoreContract(() => ({ store, another, makeRecord }))
 
     it('stores a key and finds it by hash and by tenant and id, with every field intact', async () => {
       const record = makeRecord({

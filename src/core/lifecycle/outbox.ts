@@ -1,3 +1,5 @@
+import { schedulerActor } from '../audit/events.js'
+import type { AuditLog } from '../audit/log.js'
 import { fail, ok, type Result } from '../errors.js'
 import { checkActor } from '../management/inputs.js'
 import { findVisible } from '../management/lookup.js'
@@ -12,23 +14,51 @@ import { WebhookRefusedError, type WebhookTransport } from './transport.js'
 /**
  * The webhook outbox: deliveries are rows written in the same transaction as the change they
  * announce, claimed by one process at a time, retried with backoff and jitter, and settled once
- * (the payload, which may hold a secret, is wiped then).
+ * (the payload, which may hold a secret, is wiped then). A delivery carries either a key's
+ * rotation webhook (signed with the key's secret) or an audit event for a tenant's webhook endpoint
+ * (signed with the endpoint's).
  */
 export class Outbox {
   readonly #runtime: Runtime
   readonly #send: WebhookTransport
+  /** Records the changes the outbox makes itself (a schedule turned off after 410 Gone). */
+  readonly #audit: AuditLog
+  readonly #inFlight = new Set<Promise<unknown>>()
 
-  constructor(runtime: Runtime, send: WebhookTransport) {
+  constructor(runtime: Runtime, send: WebhookTransport, audit: AuditLog) {
     this.#runtime = runtime
     this.#send = send
+    this.#audit = audit
   }
 
   /** Sends every due delivery once (claimed, so concurrent schedulers never double-send). */
-  async deliverDue(): Promise<{ delivered: number; failed: number }> {
+  deliverDue(): Promise<{ delivered: number; failed: number }> {
+    return this.#deliver()
+  }
+
+  /**
+   * The first attempt of deliveries just committed, from the instance that made the change, without
+   * waiting for the scheduler. Fire and forget: failures go to `onError`, and a delivery another
+   * instance claimed first is simply skipped (the claim is the same as the scheduler's).
+   */
+  deliverNow(ids: string[]): void {
+    if (ids.length === 0 || this.#runtime.closed) return
+    const attempt = this.#deliver(ids)
+      .catch((error: unknown) => this.#runtime.options.onError(error, 'webhook delivery'))
+      .finally(() => this.#inFlight.delete(attempt))
+    this.#inFlight.add(attempt)
+  }
+
+  /** Resolves when the first attempts started by `deliverNow` have finished (before closing the store). */
+  async idle(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight])
+  }
+
+  async #deliver(ids?: string[]): Promise<{ delivered: number; failed: number }> {
     const store = await this.#runtime.openStore()
     const now = this.#runtime.now()
     const timeoutMs = this.#runtime.options.webhookTimeoutMs
-    const claimed = await store.claimDeliveries(now, new Date(now.getTime() + timeoutMs * 3), 50)
+    const claimed = await store.claimDeliveries(now, new Date(now.getTime() + timeoutMs * 3), ids?.length ?? 50, ids)
     let delivered = 0
     let failed = 0
     await Promise.all(
@@ -61,10 +91,10 @@ export class Outbox {
     let status: number | null = null
     let error: string | null = null
     let gone = false
-    const key = delivery.newKeyId === null ? null : await store.findKey(delivery.tenantId, delivery.newKeyId)
-    const secret = key?.rotationWebhookSecret ?? null
+    const signer = await this.#signerOf(store, delivery)
+    const secret = signer.secret
     if (delivery.payload === null || secret === null) {
-      error = 'the payload or the signing secret is no longer available'
+      error = signer.missing ?? 'the payload or the signing secret is no longer available'
       gone = true
     } else {
       try {
@@ -102,11 +132,38 @@ export class Outbox {
       payload: succeeded || exhausted ? null : delivery.payload,
     }
     await store.saveDelivery(next)
-    if (gone && key !== null && key.rotationIntervalDays !== null) {
-      // Nobody would receive the next secret: stop rotating this key on a schedule.
-      await store.updateKey(key.tenantId, key.id, { rotationIntervalDays: null, nextRotationAt: null }, attemptAt)
-    }
+    if (gone) await signer.gone?.(attemptAt)
     return next.status
+  }
+
+  /**
+   * The secret a delivery is signed with, and what a 410 Gone (or a refusal) stops: a rotation
+   * webhook's key stops rotating on a schedule (nobody would receive the next secret); an endpoint
+   * is disabled (Standard Webhooks).
+   */
+  async #signerOf(
+    store: KeyStore,
+    delivery: WebhookDelivery,
+  ): Promise<{ secret: string | null; missing?: string; gone?: (at: Date) => Promise<void> }> {
+    const { pepper } = this.#runtime.options
+    if (delivery.endpointId !== null) {
+      const endpoint = await store.findWebhookEndpoint(delivery.tenantId, delivery.endpointId)
+      if (endpoint === null) return { secret: null, missing: 'the webhook endpoint no longer exists' }
+      if (endpoint.disabledAt !== null) return { secret: null, missing: 'the webhook endpoint is disabled' }
+      return {
+        secret: openPayload(endpoint.secret, pepper),
+        gone: (at) => store.disableWebhookEndpoint(endpoint.tenantId, endpoint.id, at),
+      }
+    }
+    const key = delivery.newKeyId === null ? null : await store.findKey(delivery.tenantId, delivery.newKeyId)
+    return {
+      secret: key?.rotationWebhookSecret ?? null,
+      gone: async (at) => {
+        if (key === null || key.rotationIntervalDays === null) return
+        const recorder = await this.#audit.recorder(store, schedulerActor(key.tenantId), at)
+        await this.#audit.updateKey(store, recorder, key.id, { rotationIntervalDays: null, nextRotationAt: null })
+      },
+    }
   }
 }
 

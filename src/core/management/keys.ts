@@ -1,8 +1,11 @@
+import { auditActorOf } from '../audit/events.js'
+import type { AuditLog } from '../audit/log.js'
 import { fail, ok, type Result } from '../errors.js'
 import { newWebhookSecret } from '../lifecycle/signing.js'
 import { checkWebhookUrl } from '../lifecycle/ssrf.js'
 import { creditColumns, mintKeyRecord, mintSuccessor, nextRotationAt, toApiKey } from '../records.js'
 import type { Runtime } from '../runtime.js'
+import type { AuditWrite } from '../store.js'
 import type { Actor, ApiKey, ApiKeyRecord, CallerControls, KeyPatch } from '../types.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
 import {
@@ -60,9 +63,12 @@ export interface KeyPage {
  */
 export class KeyManager {
   readonly #runtime: Runtime
+  /** Every change writes its audit event in its own transaction (issue 15). */
+  readonly #audit: AuditLog
 
-  constructor(runtime: Runtime) {
+  constructor(runtime: Runtime, audit: AuditLog) {
     this.#runtime = runtime
+    this.#audit = audit
   }
 
   async createKey(actor: Actor, input: CreateKeyInput): Promise<Result<CreatedKey>> {
@@ -101,13 +107,23 @@ export class KeyManager {
         rotationWebhookSecret: webhookSecret ?? null,
         rotatedFromKeyId: null,
         ...controls,
+        createdBy: auditActorOf(actor),
       },
       now,
       options.prefix,
       options.pepper,
     )
     return this.#runtime.guard(async (store) => {
-      await store.insertKey(minted.record)
+      const recorder = await this.#audit.recorder(store, actor, now)
+      const audit = recorder.write([
+        recorder.keyEvent('api_key.created', minted.record, {
+          environment: minted.record.environment,
+          scopes: minted.record.scopes,
+          expires_at: minted.record.expiresAt?.toISOString() ?? null,
+        }),
+      ])
+      await store.insertKey(minted.record, audit)
+      this.#audit.publish(audit)
       const created: CreatedKey = { key: minted.key, apiKey: this.#toApiKey(minted.record, now) }
       if (webhookSecret !== undefined) created.rotationWebhookSecret = webhookSecret
       return ok(created)
@@ -217,7 +233,8 @@ export class KeyManager {
       if (patch.rotationWebhookUrl && current.rotationWebhookSecret === null) patch.rotationWebhookSecret = newWebhookSecret()
       // Nothing asked for: nothing written, not even updated_at, and no cache eviction.
       if (Object.keys(patch).length === 0) return ok(this.#toApiKey(current, now))
-      const updated = await store.updateKey(actor.tenantId, id, patch, now)
+      const recorder = await this.#audit.recorder(store, actor, now)
+      const updated = await this.#audit.updateKey(store, recorder, id, patch)
       if (updated === null) return fail('not_found')
       this.#runtime.evict(updated.keyHash)
       return ok(this.#toApiKey(updated, now))
@@ -238,9 +255,15 @@ export class KeyManager {
       const refused = targetCeiling(actor, current, this.#runtime.now())
       if (refused) return refused
       const now = this.#runtime.now()
-      const revoked = await store.revokeKey(actor.tenantId, id, now)
+      const recorder = await this.#audit.recorder(store, actor, now)
+      let audit: AuditWrite | undefined
+      const revoked = await store.revokeKey(actor.tenantId, id, now, auditActorOf(actor), (row) => {
+        audit = recorder.write([recorder.keyEvent('api_key.revoked', row)])
+        return audit
+      })
       if (revoked === null) return fail('not_found')
       this.#runtime.evict(revoked.keyHash)
+      this.#audit.publish(audit)
       return ok(this.#toApiKey(revoked, now))
     })
   }
@@ -263,10 +286,19 @@ export class KeyManager {
       const refused = targetCeiling(actor, current, now) ?? rotatable(current, now)
       if (refused) return refused
       const graceExpiresAt = new Date(now.getTime() + (parsed.value.gracePeriodSeconds ?? options.defaultGraceSeconds) * 1000)
-      const minted = mintSuccessor(current, now, options.prefix, options.pepper)
-      const outcome = await store.rotateKey({ tenantId: actor.tenantId, oldKeyId: id, newKey: minted.record, graceExpiresAt, now })
+      const minted = mintSuccessor(current, now, options.prefix, options.pepper, auditActorOf(actor))
+      const recorder = await this.#audit.recorder(store, actor, now)
+      const audit = recorder.write([
+        recorder.keyEvent('api_key.rotated', current, {
+          new_key_id: minted.record.id,
+          grace_expires_at: graceExpiresAt.toISOString(),
+          scheduled: false,
+        }),
+      ])
+      const outcome = await store.rotateKey({ tenantId: actor.tenantId, oldKeyId: id, newKey: minted.record, graceExpiresAt, now, audit })
       if (!outcome.ok) return rotateFailure(outcome.reason)
       this.#runtime.evict(outcome.oldKey.keyHash)
+      this.#audit.publish(audit)
       return ok({ key: minted.key, newKey: this.#toApiKey(outcome.newKey, now), oldKey: this.#toApiKey(outcome.oldKey, now) })
     })
   }

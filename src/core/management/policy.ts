@@ -33,8 +33,11 @@ export function requireScope(actor: Actor, scope: 'api_keys:read' | 'api_keys:wr
   return fail('insufficient_scope', `This call needs the ${scope} scope.`)
 }
 
-/** Whether the caller may see this key at all. */
-export function canSee(actor: Actor, record: ApiKeyRecord): boolean {
+/**
+ * Whether the caller may see this key at all. The audit log applies the same rule to events and
+ * webhook endpoints (whose environment is null when they are not bound to one).
+ */
+export function canSee(actor: Actor, record: Pick<ApiKeyRecord, 'tenantId' | 'projectId'> & { environment: Environment | null }): boolean {
   if (record.tenantId !== actor.tenantId) return false
   if (actor.projectId && record.projectId !== actor.projectId) return false
   if (actor.environment === 'test' && record.environment !== 'test') return false

@@ -38,7 +38,14 @@ export function spendCredits(key: VerifiedKey, amount: number): Promise<{ charge
  */
 export function keyActor(decision: { key: VerifiedKey; limits?: LimitReport }): Actor {
   const { key } = decision
-  const actor: Actor = { tenantId: key.tenantId, projectId: key.projectId, scopes: key.scopes, environment: key.environment, keyId: key.id }
+  const actor: Actor = {
+    tenantId: key.tenantId,
+    projectId: key.projectId,
+    scopes: key.scopes,
+    environment: key.environment,
+    keyId: key.id,
+    type: 'api_key',
+  }
   const meter = meters.get(key)
   if (meter !== undefined) {
     const { controls } = meter

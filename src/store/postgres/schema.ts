@@ -1,8 +1,9 @@
 import { sql } from 'drizzle-orm'
 import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
+import type { EventType, JsonValue } from '../../core/audit/types.js'
 import type { RefillInterval } from '../../core/controls/credits.js'
 import type { RateLimit } from '../../core/controls/rate-limit.js'
-import type { DeliveryAttempt, Environment, Metadata } from '../../core/types.js'
+import type { ActorType, AuditActor, DeliveryAttempt, Environment, Metadata } from '../../core/types.js'
 
 /**
  * The PostgreSQL schema. Table and column names are the same as in ../sqlite/schema.ts; instants
@@ -46,6 +47,9 @@ export const apiKeys = pgTable(
     creditsRefilledAt: instant('credits_refilled_at'),
     creditsVersion: integer('credits_version').notNull().default(0),
     disabledAt: instant('disabled_at'),
+    // Audit log (issue 15): who created and who revoked the key.
+    createdBy: jsonb('created_by').$type<AuditActor>(),
+    revokedBy: jsonb('revoked_by').$type<AuditActor>(),
   },
   (table) => [
     uniqueIndex('api_keys_key_hash_idx').on(table.keyHash),
@@ -53,6 +57,9 @@ export const apiKeys = pgTable(
     // index holds the same expression so a page is an index range scan.
     index('api_keys_tenant_created_idx').on(table.tenantId, table.createdAt, sql`${table.id} collate "C"`),
     index('api_keys_next_rotation_idx').on(table.nextRotationAt),
+    // The scheduler's expiry notices find keys by when they stop working (issue 15).
+    index('api_keys_expires_idx').on(table.expiresAt),
+    index('api_keys_grace_expires_idx').on(table.graceExpiresAt),
   ],
 )
 
@@ -98,9 +105,65 @@ export const webhookDeliveries = pgTable(
     lockedUntil: instant('locked_until'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
+    // Event webhooks (issue 15): the endpoint and the event of a delivery; null for a rotation webhook.
+    endpointId: text('endpoint_id'),
+    eventId: text('event_id'),
   },
   (table) => [
     index('webhook_deliveries_due_idx').on(table.status, table.nextAttemptAt),
     index('webhook_deliveries_key_idx').on(table.tenantId, table.keyId),
+    // Exactly one delivery per (event, endpoint), whatever writes it; rotation webhooks (nulls) are not constrained.
+    uniqueIndex('webhook_deliveries_event_endpoint_idx').on(table.eventId, table.endpointId),
+    index('webhook_deliveries_endpoint_idx').on(table.endpointId, table.createdAt),
+    index('webhook_deliveries_created_idx').on(table.createdAt),
   ],
+)
+
+/**
+ * The audit log (issue 15): one row per change, written in the change's transaction. `seq` orders
+ * events of one instant in the order they were written; `id` is unique, so a notice two schedulers
+ * compute (same id) is written once.
+ */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    seq: bigint('seq', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    id: text('id').notNull(),
+    type: text('type').$type<EventType>().notNull(),
+    tenantId: text('tenant_id').notNull(),
+    projectId: text('project_id'),
+    environment: text('environment').$type<Environment>(),
+    keyId: text('key_id'),
+    actorType: text('actor_type').$type<ActorType>().notNull(),
+    actorId: text('actor_id'),
+    occurredAt: instant('occurred_at').notNull(),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    requestId: text('request_id'),
+    details: jsonb('details').$type<{ [key: string]: JsonValue }>().notNull(),
+  },
+  (table) => [
+    uniqueIndex('audit_events_id_idx').on(table.id),
+    index('audit_events_tenant_idx').on(table.tenantId, table.occurredAt, table.seq),
+    index('audit_events_key_idx').on(table.keyId, table.occurredAt),
+    index('audit_events_occurred_idx').on(table.occurredAt),
+  ],
+)
+
+/** Tenants' webhook endpoints for audit events (issue 15). `secret` is sealed under the pepper when one is set. */
+export const webhookEndpoints = pgTable(
+  'webhook_endpoints',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    projectId: text('project_id'),
+    environment: text('environment').$type<Environment>(),
+    url: text('url').notNull(),
+    events: jsonb('events').$type<EventType[]>().notNull(),
+    secret: text('secret').notNull(),
+    createdAt: instant('created_at').notNull(),
+    createdBy: jsonb('created_by').$type<AuditActor>(),
+    disabledAt: instant('disabled_at'),
+  },
+  (table) => [index('webhook_endpoints_tenant_idx').on(table.tenantId, table.createdAt)],
 )

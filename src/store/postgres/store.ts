@@ -1,10 +1,22 @@
-import { asc, desc, eq, gt, inArray, lte, type SQL, sql, sum } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, inArray, isNull, lt, lte, type SQL, sql, sum } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import type pg from 'pg'
+import type { ListEventsQuery, StoredEvent, WebhookEndpointRecord } from '../../core/audit/types.js'
 import { effectiveCredits } from '../../core/controls/credits.js'
-import type { ChangeBatch, CreditAdjustment, CreditLease, KeyStore, RotateOutcome, RotateRequest } from '../../core/store.js'
-import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
+import type {
+  AuditOf,
+  AuditWrite,
+  ChangeBatch,
+  CreditAdjustment,
+  CreditLease,
+  EndingKeysQuery,
+  KeyStore,
+  RotateOutcome,
+  RotateRequest,
+} from '../../core/store.js'
+import type { ApiKeyRecord, AuditActor, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
+import { endingCondition, endingOrder, eventRow, eventSelection, eventsCondition, settledBefore } from '../audit.js'
 import {
   claimableDelivery,
   creditColumns,
@@ -23,7 +35,7 @@ import { guard, isUnavailable, retryOnDeadlock } from './errors.js'
 import { CHANGES_CHANNEL, ChangeListener } from './listener.js'
 import { ignore, migrateSerialized } from './migrate.js'
 import * as schema from './schema.js'
-import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
+import { apiKeyChanges, apiKeys, apiKeyUsage, auditEvents, webhookDeliveries, webhookEndpoints } from './schema.js'
 
 type Db = NodePgDatabase<typeof schema>
 
@@ -64,10 +76,18 @@ export class PostgresStore implements KeyStore {
       .prepare('keyward_find_key_by_hash')
   }
 
-  insertKey(record: ApiKeyRecord): Promise<void> {
-    return this.#guard(async () => {
-      await this.db.insert(apiKeys).values(record)
-    })
+  insertKey(record: ApiKeyRecord, audit?: AuditWrite): Promise<void> {
+    if (audit === undefined) {
+      return this.#guard(async () => {
+        await this.db.insert(apiKeys).values(record)
+      })
+    }
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        await tx.insert(apiKeys).values(record)
+        await writeAudit(tx, audit)
+      }),
+    )
   }
 
   findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null> {
@@ -96,38 +116,67 @@ export class PostgresStore implements KeyStore {
     )
   }
 
-  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date): Promise<ApiKeyRecord | null> {
+  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date, audit?: AuditOf): Promise<ApiKeyRecord | null> {
     return this.#guard(() =>
       this.#transaction(async (tx) => {
-        const [row] = await tx
+        // Read FOR UPDATE: a concurrent update waits for this one to commit, so the audit's "before" is exact.
+        const before =
+          audit === undefined
+            ? undefined
+            : ((
+                await tx
+                  .select()
+                  .from(apiKeys)
+                  .where(keyOfTenant(apiKeys, tenantId, id))
+                  .for('update')
+              )[0] as ApiKeyRecord | undefined)
+        if (audit !== undefined && before === undefined) return null
+        const [row] = (await tx
           .update(apiKeys)
           .set(patchColumns(patch, apiKeys.creditsVersion, now))
           .where(keyOfTenant(apiKeys, tenantId, id))
-          .returning()
+          .returning()) as ApiKeyRecord[]
         if (row === undefined) return null
+        const write = before === undefined ? undefined : audit?.(before, row)
+        if (write !== undefined) await writeAudit(tx, write)
         await logChange(tx, row.keyHash, now)
-        return row as ApiKeyRecord
+        return row
       }),
     )
   }
 
-  revokeKey(tenantId: string, id: string, now: Date): Promise<ApiKeyRecord | null> {
+  revokeKey(
+    tenantId: string,
+    id: string,
+    now: Date,
+    revokedBy: AuditActor | null = null,
+    audit?: (revoked: ApiKeyRecord) => AuditWrite,
+  ): Promise<ApiKeyRecord | null> {
     return this.#guard(() =>
       this.#transaction(async (tx) => {
-        const [row] = await tx
+        // Only a key not yet revoked changes (read committed re-checks the condition after a
+        // concurrent revoke): a second revoke keeps the first one's time and actor and writes nothing.
+        const [row] = (await tx
           .update(apiKeys)
-          .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${now.toISOString()}::timestamptz)`, updatedAt: now })
-          .where(keyOfTenant(apiKeys, tenantId, id))
-          .returning()
-        if (row === undefined) return null
+          .set({ revokedAt: now, revokedBy, updatedAt: now })
+          .where(and(keyOfTenant(apiKeys, tenantId, id), isNull(apiKeys.revokedAt)))
+          .returning()) as ApiKeyRecord[]
+        if (row === undefined) {
+          const [current] = await tx
+            .select()
+            .from(apiKeys)
+            .where(keyOfTenant(apiKeys, tenantId, id))
+          return (current as ApiKeyRecord | undefined) ?? null
+        }
+        if (audit !== undefined) await writeAudit(tx, audit(row))
         await logChange(tx, row.keyHash, now)
-        return row as ApiKeyRecord
+        return row
       }),
     )
   }
 
   rotateKey(request: RotateRequest): Promise<RotateOutcome> {
-    const { tenantId, oldKeyId, newKey, graceExpiresAt, now, delivery } = request
+    const { tenantId, oldKeyId, newKey, graceExpiresAt, now, delivery, audit } = request
     return this.#guard(() =>
       this.#transaction(async (tx): Promise<RotateOutcome> => {
         // The conditional update is the lock: a concurrent rotation waits for this row, then finds
@@ -149,6 +198,7 @@ export class PostgresStore implements KeyStore {
         }
         await tx.insert(apiKeys).values(newKey)
         if (delivery !== undefined) await tx.insert(webhookDeliveries).values(delivery)
+        if (audit !== undefined) await writeAudit(tx, audit)
         await logChange(tx, oldKey.keyHash, now)
         return { ok: true, oldKey: oldKey as ApiKeyRecord, newKey }
       }),
@@ -305,7 +355,8 @@ export class PostgresStore implements KeyStore {
     )
   }
 
-  claimDeliveries(now: Date, lockUntil: Date, limit: number): Promise<WebhookDelivery[]> {
+  claimDeliveries(now: Date, lockUntil: Date, limit: number, ids?: string[]): Promise<WebhookDelivery[]> {
+    if (ids !== undefined && ids.length === 0) return Promise.resolve([])
     return this.#guard(() =>
       this.#transaction(async (tx) => {
         // Rows another claimant holds are skipped, not waited for; one it claimed and committed
@@ -316,7 +367,7 @@ export class PostgresStore implements KeyStore {
         const due = await tx
           .select({ id: webhookDeliveries.id })
           .from(webhookDeliveries)
-          .where(claimableDelivery(webhookDeliveries, now))
+          .where(claimableDelivery(webhookDeliveries, now, ids))
           .orderBy(asc(webhookDeliveries.nextAttemptAt))
           .limit(limit)
           .for('update', { skipLocked: true })
@@ -351,6 +402,149 @@ export class PostgresStore implements KeyStore {
           .from(webhookDeliveries)
           .where(deliveriesOf(webhookDeliveries, tenantId, keyIds))
           .orderBy(desc(webhookDeliveries.createdAt), desc(bytewise(webhookDeliveries.id)))) as WebhookDelivery[],
+    )
+  }
+
+  // Audit log and event webhooks (issue 15) -------------------------------------------------------
+
+  recordEvents(audit: AuditWrite): Promise<string[]> {
+    if (audit.events.length === 0) return Promise.resolve([])
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        // An id already stored (the same notice from another scheduler) is skipped, with its
+        // deliveries; a concurrent insert of the same id waits for the other to commit, then skips.
+        const written = (
+          await tx
+            .insert(auditEvents)
+            .values(audit.events.map(eventRow))
+            .onConflictDoNothing({ target: auditEvents.id })
+            .returning({ id: auditEvents.id })
+        ).map((row) => row.id)
+        const ids = new Set(written)
+        const deliveries = audit.deliveries.filter((delivery) => delivery.eventId !== null && ids.has(delivery.eventId))
+        if (deliveries.length > 0) await tx.insert(webhookDeliveries).values(deliveries)
+        return written
+      }),
+    )
+  }
+
+  existingEventIds(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return Promise.resolve([])
+    return this.#guard(async () =>
+      (await this.db.select({ id: auditEvents.id }).from(auditEvents).where(inArray(auditEvents.id, ids))).map((row) => row.id),
+    )
+  }
+
+  listEvents(query: ListEventsQuery): Promise<StoredEvent[]> {
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select(eventSelection(auditEvents))
+          .from(auditEvents)
+          .where(eventsCondition(auditEvents, query))
+          .orderBy(desc(auditEvents.occurredAt), desc(auditEvents.seq))
+          .limit(query.limit)) as StoredEvent[],
+    )
+  }
+
+  findKeysEnding(query: EndingKeysQuery): Promise<ApiKeyRecord[]> {
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select()
+          .from(apiKeys)
+          .where(endingCondition(apiKeys, query, keyIdBytewise))
+          .orderBy(...endingOrder(apiKeys, query, keyIdBytewise))
+          .limit(query.limit)) as ApiKeyRecord[],
+    )
+  }
+
+  pruneAudit(before: Date, limit: number): Promise<number> {
+    return this.#guard(async () => {
+      const oldest = this.db
+        .select({ seq: auditEvents.seq })
+        .from(auditEvents)
+        .where(lt(auditEvents.occurredAt, before))
+        .orderBy(asc(auditEvents.occurredAt))
+        .limit(limit)
+      const deleted = await this.db.delete(auditEvents).where(inArray(auditEvents.seq, oldest))
+      const settled = this.db
+        .select({ id: webhookDeliveries.id })
+        .from(webhookDeliveries)
+        .where(settledBefore(webhookDeliveries, before))
+        .limit(limit)
+      await this.db.delete(webhookDeliveries).where(inArray(webhookDeliveries.id, settled))
+      return deleted.rowCount ?? 0
+    })
+  }
+
+  insertWebhookEndpoint(endpoint: WebhookEndpointRecord, audit?: AuditWrite): Promise<void> {
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        await tx.insert(webhookEndpoints).values(endpoint)
+        if (audit !== undefined) await writeAudit(tx, audit)
+      }),
+    )
+  }
+
+  listWebhookEndpoints(tenantId: string): Promise<WebhookEndpointRecord[]> {
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select()
+          .from(webhookEndpoints)
+          .where(eq(webhookEndpoints.tenantId, tenantId))
+          .orderBy(asc(webhookEndpoints.createdAt), asc(bytewise(webhookEndpoints.id)))) as WebhookEndpointRecord[],
+    )
+  }
+
+  findWebhookEndpoint(tenantId: string, id: string): Promise<WebhookEndpointRecord | null> {
+    return this.#guard(async () => {
+      const [row] = await this.db
+        .select()
+        .from(webhookEndpoints)
+        .where(and(eq(webhookEndpoints.tenantId, tenantId), eq(webhookEndpoints.id, id)))
+      return (row as WebhookEndpointRecord | undefined) ?? null
+    })
+  }
+
+  deleteWebhookEndpoint(
+    tenantId: string,
+    id: string,
+    audit?: (deleted: WebhookEndpointRecord) => AuditWrite,
+  ): Promise<WebhookEndpointRecord | null> {
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        const [deleted] = (await tx
+          .delete(webhookEndpoints)
+          .where(and(eq(webhookEndpoints.tenantId, tenantId), eq(webhookEndpoints.id, id)))
+          .returning()) as WebhookEndpointRecord[]
+        if (deleted === undefined) return null
+        await tx.delete(webhookDeliveries).where(eq(webhookDeliveries.endpointId, id))
+        if (audit !== undefined) await writeAudit(tx, audit(deleted))
+        return deleted
+      }),
+    )
+  }
+
+  disableWebhookEndpoint(tenantId: string, id: string, now: Date): Promise<void> {
+    return this.#guard(async () => {
+      await this.db
+        .update(webhookEndpoints)
+        .set({ disabledAt: now })
+        .where(and(eq(webhookEndpoints.tenantId, tenantId), eq(webhookEndpoints.id, id), isNull(webhookEndpoints.disabledAt)))
+    })
+  }
+
+  listEndpointDeliveries(tenantId: string, endpointId: string, limit: number): Promise<WebhookDelivery[]> {
+    return this.#guard(
+      async () =>
+        (await this.db
+          .select()
+          .from(webhookDeliveries)
+          .where(and(eq(webhookDeliveries.tenantId, tenantId), eq(webhookDeliveries.endpointId, endpointId)))
+          .orderBy(desc(webhookDeliveries.createdAt), desc(bytewise(webhookDeliveries.id)))
+          .limit(limit)) as WebhookDelivery[],
     )
   }
 
@@ -405,6 +599,12 @@ export class PostgresStore implements KeyStore {
       client.release(broken)
     }
   }
+}
+
+/** A change's audit events and their deliveries, inside the change's transaction. */
+async function writeAudit(tx: Db, audit: AuditWrite): Promise<void> {
+  if (audit.events.length > 0) await tx.insert(auditEvents).values(audit.events.map(eventRow))
+  if (audit.deliveries.length > 0) await tx.insert(webhookDeliveries).values(audit.deliveries)
 }
 
 /**

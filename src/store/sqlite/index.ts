@@ -1,19 +1,24 @@
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
-import { and, asc, desc, eq, gt, inArray, lte, sql, sum } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, inArray, isNull, lt, lte, sql, sum } from 'drizzle-orm'
 import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
+import type { ListEventsQuery, StoredEvent, WebhookEndpointRecord } from '../../core/audit/types.js'
 import { effectiveCredits } from '../../core/controls/credits.js'
 import {
+  type AuditOf,
+  type AuditWrite,
   type ChangeBatch,
   type CreditAdjustment,
   type CreditLease,
+  type EndingKeysQuery,
   type KeyStore,
   type RotateOutcome,
   type RotateRequest,
   StoreUnavailableError,
 } from '../../core/store.js'
-import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
+import type { ApiKeyRecord, AuditActor, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
+import { endingCondition, endingOrder, eventRow, eventSelection, eventsCondition, settledBefore } from '../audit.js'
 import {
   claimableDelivery,
   creditColumns,
@@ -31,7 +36,7 @@ import {
 } from '../conditions.js'
 import { sqlitePathFromUrl } from '../open.js'
 import * as schema from './schema.js'
-import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
+import { apiKeyChanges, apiKeys, apiKeyUsage, auditEvents, webhookDeliveries, webhookEndpoints } from './schema.js'
 
 export { schema }
 
@@ -122,10 +127,21 @@ export class SqliteStore implements KeyStore {
       .prepare()
   }
 
-  insertKey(record: ApiKeyRecord): Promise<void> {
-    return guard(() => {
-      this.db.insert(apiKeys).values(record).run()
-    })
+  insertKey(record: ApiKeyRecord, audit?: AuditWrite): Promise<void> {
+    if (audit === undefined) {
+      return guard(() => {
+        this.db.insert(apiKeys).values(record).run()
+      })
+    }
+    return guard(() =>
+      this.db.transaction(
+        (tx) => {
+          tx.insert(apiKeys).values(record).run()
+          writeAudit(tx, audit)
+        },
+        { behavior: 'immediate' },
+      ),
+    )
   }
 
   findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null> {
@@ -156,32 +172,67 @@ export class SqliteStore implements KeyStore {
     )
   }
 
-  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date): Promise<ApiKeyRecord | null> {
-    return this.#changeAndLog(tenantId, id, patchColumns(patch, apiKeys.creditsVersion, now), now)
-  }
-
-  revokeKey(tenantId: string, id: string, now: Date): Promise<ApiKeyRecord | null> {
-    return this.#changeAndLog(tenantId, id, { revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${now.getTime()})`, updatedAt: now }, now)
-  }
-
-  /** Updates one key of a tenant and appends it to the change log, in one transaction. */
-  #changeAndLog(
-    tenantId: string,
-    id: string,
-    set: Partial<Record<keyof typeof apiKeys.$inferInsert, unknown>>,
-    now: Date,
-  ): Promise<ApiKeyRecord | null> {
+  updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date, audit?: AuditOf): Promise<ApiKeyRecord | null> {
     return guard(() =>
       this.db.transaction(
         (tx) => {
+          // Read under the write lock (BEGIN IMMEDIATE): the audit's "before" is exact however many
+          // processes update the key at once.
+          const before =
+            audit === undefined
+              ? undefined
+              : (tx
+                  .select()
+                  .from(apiKeys)
+                  .where(keyOfTenant(apiKeys, tenantId, id))
+                  .get() as ApiKeyRecord | undefined)
+          if (audit !== undefined && before === undefined) return null
           const row = tx
             .update(apiKeys)
-            .set(set as typeof apiKeys.$inferInsert)
+            .set(patchColumns(patch, apiKeys.creditsVersion, now))
             .where(keyOfTenant(apiKeys, tenantId, id))
             .returning()
             .get() as ApiKeyRecord | undefined
           if (row === undefined) return null
           tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
+          const write = before === undefined ? undefined : audit?.(before, row)
+          if (write !== undefined) writeAudit(tx, write)
+          return row
+        },
+        { behavior: 'immediate' },
+      ),
+    )
+  }
+
+  revokeKey(
+    tenantId: string,
+    id: string,
+    now: Date,
+    revokedBy: AuditActor | null = null,
+    audit?: (revoked: ApiKeyRecord) => AuditWrite,
+  ): Promise<ApiKeyRecord | null> {
+    return guard(() =>
+      this.db.transaction(
+        (tx) => {
+          // Only a key not yet revoked changes: a second revoke keeps the first one's time and actor
+          // and writes nothing (no event for a change that did not happen).
+          const row = tx
+            .update(apiKeys)
+            .set({ revokedAt: now, revokedBy, updatedAt: now })
+            .where(and(keyOfTenant(apiKeys, tenantId, id), isNull(apiKeys.revokedAt)))
+            .returning()
+            .get() as ApiKeyRecord | undefined
+          if (row === undefined) {
+            return (
+              (tx
+                .select()
+                .from(apiKeys)
+                .where(keyOfTenant(apiKeys, tenantId, id))
+                .get() as ApiKeyRecord | undefined) ?? null
+            )
+          }
+          tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
+          if (audit !== undefined) writeAudit(tx, audit(row))
           return row
         },
         { behavior: 'immediate' },
@@ -190,7 +241,7 @@ export class SqliteStore implements KeyStore {
   }
 
   rotateKey(request: RotateRequest): Promise<RotateOutcome> {
-    const { tenantId, oldKeyId, newKey, graceExpiresAt, now, delivery } = request
+    const { tenantId, oldKeyId, newKey, graceExpiresAt, now, delivery, audit } = request
     return guard(() =>
       this.db.transaction(
         (tx): RotateOutcome => {
@@ -215,6 +266,7 @@ export class SqliteStore implements KeyStore {
           tx.insert(apiKeys).values(newKey).run()
           tx.insert(apiKeyChanges).values({ keyHash: oldKey.keyHash, changedAt: now }).run()
           if (delivery !== undefined) tx.insert(webhookDeliveries).values(delivery).run()
+          if (audit !== undefined) writeAudit(tx, audit)
           return { ok: true, oldKey, newKey }
         },
         { behavior: 'immediate' },
@@ -379,14 +431,15 @@ export class SqliteStore implements KeyStore {
     )
   }
 
-  claimDeliveries(now: Date, lockUntil: Date, limit: number): Promise<WebhookDelivery[]> {
+  claimDeliveries(now: Date, lockUntil: Date, limit: number, ids?: string[]): Promise<WebhookDelivery[]> {
+    if (ids !== undefined && ids.length === 0) return Promise.resolve([])
     return guard(() =>
       this.db.transaction(
         (tx) => {
           const due = tx
             .select({ id: webhookDeliveries.id })
             .from(webhookDeliveries)
-            .where(claimableDelivery(webhookDeliveries, now))
+            .where(claimableDelivery(webhookDeliveries, now, ids))
             .orderBy(asc(webhookDeliveries.nextAttemptAt))
             .limit(limit)
             .all()
@@ -431,7 +484,183 @@ export class SqliteStore implements KeyStore {
     )
   }
 
+  // Audit log and event webhooks (issue 15) -------------------------------------------------------
+
+  recordEvents(audit: AuditWrite): Promise<string[]> {
+    if (audit.events.length === 0) return Promise.resolve([])
+    return guard(() =>
+      this.db.transaction(
+        (tx) => {
+          // An id already stored (the same notice from another scheduler) is skipped, with its deliveries.
+          const written = tx
+            .insert(auditEvents)
+            .values(audit.events.map(eventRow))
+            .onConflictDoNothing({ target: auditEvents.id })
+            .returning({ id: auditEvents.id })
+            .all()
+            .map((row) => row.id)
+          const ids = new Set(written)
+          const deliveries = audit.deliveries.filter((delivery) => delivery.eventId !== null && ids.has(delivery.eventId))
+          if (deliveries.length > 0) tx.insert(webhookDeliveries).values(deliveries).run()
+          return written
+        },
+        { behavior: 'immediate' },
+      ),
+    )
+  }
+
+  existingEventIds(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return Promise.resolve([])
+    return guard(() =>
+      this.db
+        .select({ id: auditEvents.id })
+        .from(auditEvents)
+        .where(inArray(auditEvents.id, ids))
+        .all()
+        .map((row) => row.id),
+    )
+  }
+
+  listEvents(query: ListEventsQuery): Promise<StoredEvent[]> {
+    return guard(
+      () =>
+        this.db
+          .select(eventSelection(auditEvents))
+          .from(auditEvents)
+          .where(eventsCondition(auditEvents, query))
+          .orderBy(desc(auditEvents.occurredAt), desc(auditEvents.seq))
+          .limit(query.limit)
+          .all() as StoredEvent[],
+    )
+  }
+
+  findKeysEnding(query: EndingKeysQuery): Promise<ApiKeyRecord[]> {
+    return guard(
+      () =>
+        this.db
+          .select()
+          .from(apiKeys)
+          .where(endingCondition(apiKeys, query))
+          .orderBy(...endingOrder(apiKeys, query))
+          .limit(query.limit)
+          .all() as ApiKeyRecord[],
+    )
+  }
+
+  pruneAudit(before: Date, limit: number): Promise<number> {
+    return guard(() =>
+      this.db.transaction(
+        (tx) => {
+          const oldest = tx
+            .select({ seq: auditEvents.seq })
+            .from(auditEvents)
+            .where(lt(auditEvents.occurredAt, before))
+            .orderBy(asc(auditEvents.occurredAt))
+            .limit(limit)
+          const events = tx.delete(auditEvents).where(inArray(auditEvents.seq, oldest)).run().changes
+          const settled = tx
+            .select({ id: webhookDeliveries.id })
+            .from(webhookDeliveries)
+            .where(settledBefore(webhookDeliveries, before))
+            .limit(limit)
+          tx.delete(webhookDeliveries).where(inArray(webhookDeliveries.id, settled)).run()
+          return events
+        },
+        { behavior: 'immediate' },
+      ),
+    )
+  }
+
+  insertWebhookEndpoint(endpoint: WebhookEndpointRecord, audit?: AuditWrite): Promise<void> {
+    return guard(() =>
+      this.db.transaction(
+        (tx) => {
+          tx.insert(webhookEndpoints).values(endpoint).run()
+          if (audit !== undefined) writeAudit(tx, audit)
+        },
+        { behavior: 'immediate' },
+      ),
+    )
+  }
+
+  listWebhookEndpoints(tenantId: string): Promise<WebhookEndpointRecord[]> {
+    return guard(
+      () =>
+        this.db
+          .select()
+          .from(webhookEndpoints)
+          .where(eq(webhookEndpoints.tenantId, tenantId))
+          .orderBy(asc(webhookEndpoints.createdAt), asc(webhookEndpoints.id))
+          .all() as WebhookEndpointRecord[],
+    )
+  }
+
+  findWebhookEndpoint(tenantId: string, id: string): Promise<WebhookEndpointRecord | null> {
+    return guard(
+      () =>
+        (this.db
+          .select()
+          .from(webhookEndpoints)
+          .where(and(eq(webhookEndpoints.tenantId, tenantId), eq(webhookEndpoints.id, id)))
+          .get() as WebhookEndpointRecord | undefined) ?? null,
+    )
+  }
+
+  deleteWebhookEndpoint(
+    tenantId: string,
+    id: string,
+    audit?: (deleted: WebhookEndpointRecord) => AuditWrite,
+  ): Promise<WebhookEndpointRecord | null> {
+    return guard(() =>
+      this.db.transaction(
+        (tx) => {
+          const deleted = tx
+            .delete(webhookEndpoints)
+            .where(and(eq(webhookEndpoints.tenantId, tenantId), eq(webhookEndpoints.id, id)))
+            .returning()
+            .get() as WebhookEndpointRecord | undefined
+          if (deleted === undefined) return null
+          tx.delete(webhookDeliveries).where(eq(webhookDeliveries.endpointId, id)).run()
+          if (audit !== undefined) writeAudit(tx, audit(deleted))
+          return deleted
+        },
+        { behavior: 'immediate' },
+      ),
+    )
+  }
+
+  disableWebhookEndpoint(tenantId: string, id: string, now: Date): Promise<void> {
+    return guard(() => {
+      this.db
+        .update(webhookEndpoints)
+        .set({ disabledAt: now })
+        .where(and(eq(webhookEndpoints.tenantId, tenantId), eq(webhookEndpoints.id, id), isNull(webhookEndpoints.disabledAt)))
+        .run()
+    })
+  }
+
+  listEndpointDeliveries(tenantId: string, endpointId: string, limit: number): Promise<WebhookDelivery[]> {
+    return guard(
+      () =>
+        this.db
+          .select()
+          .from(webhookDeliveries)
+          .where(and(eq(webhookDeliveries.tenantId, tenantId), eq(webhookDeliveries.endpointId, endpointId)))
+          .orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id))
+          .limit(limit)
+          .all() as WebhookDelivery[],
+    )
+  }
+
   async close(): Promise<void> {
     if (this.owned && this.client.open) this.client.close()
   }
+}
+
+type Transaction = Parameters<Parameters<Db['transaction']>[0]>[0]
+
+/** A change's audit events and their deliveries, inside the change's transaction. */
+function writeAudit(tx: Transaction, audit: AuditWrite): void {
+  if (audit.events.length > 0) tx.insert(auditEvents).values(audit.events.map(eventRow)).run()
+  if (audit.deliveries.length > 0) tx.insert(webhookDeliveries).values(audit.deliveries).run()
 }

@@ -1,7 +1,8 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
+import type { EventType, JsonValue } from '../../core/audit/types.js'
 import type { RefillInterval } from '../../core/controls/credits.js'
 import type { RateLimit } from '../../core/controls/rate-limit.js'
-import type { DeliveryAttempt, Environment, Metadata } from '../../core/types.js'
+import type { ActorType, AuditActor, DeliveryAttempt, Environment, Metadata } from '../../core/types.js'
 
 /**
  * The SQLite schema. Column names are the same in every dialect (see ../postgres/schema.ts);
@@ -45,11 +46,17 @@ export const apiKeys = sqliteTable(
     creditsRefilledAt: integer('credits_refilled_at', { mode: 'timestamp_ms' }),
     creditsVersion: integer('credits_version').notNull().default(0),
     disabledAt: integer('disabled_at', { mode: 'timestamp_ms' }),
+    // Audit log (issue 15): who created and who revoked the key.
+    createdBy: text('created_by', { mode: 'json' }).$type<AuditActor>(),
+    revokedBy: text('revoked_by', { mode: 'json' }).$type<AuditActor>(),
   },
   (table) => [
     uniqueIndex('api_keys_key_hash_idx').on(table.keyHash),
     index('api_keys_tenant_created_idx').on(table.tenantId, table.createdAt, table.id),
     index('api_keys_next_rotation_idx').on(table.nextRotationAt),
+    // The scheduler's expiry notices find keys by when they stop working (issue 15).
+    index('api_keys_expires_idx').on(table.expiresAt),
+    index('api_keys_grace_expires_idx').on(table.graceExpiresAt),
   ],
 )
 
@@ -99,9 +106,65 @@ export const webhookDeliveries = sqliteTable(
     lockedUntil: integer('locked_until', { mode: 'timestamp_ms' }),
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
     updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+    // Event webhooks (issue 15): the endpoint and the event of a delivery; null for a rotation webhook.
+    endpointId: text('endpoint_id'),
+    eventId: text('event_id'),
   },
   (table) => [
     index('webhook_deliveries_due_idx').on(table.status, table.nextAttemptAt),
     index('webhook_deliveries_key_idx').on(table.tenantId, table.keyId),
+    // Exactly one delivery per (event, endpoint), whatever writes it; rotation webhooks (nulls) are not constrained.
+    uniqueIndex('webhook_deliveries_event_endpoint_idx').on(table.eventId, table.endpointId),
+    index('webhook_deliveries_endpoint_idx').on(table.endpointId, table.createdAt),
+    index('webhook_deliveries_created_idx').on(table.createdAt),
   ],
+)
+
+/**
+ * The audit log (issue 15): one row per change, written in the change's transaction. `seq` orders
+ * events of one instant in the order they were written; `id` is unique, so a notice two schedulers
+ * compute (same id) is written once.
+ */
+export const auditEvents = sqliteTable(
+  'audit_events',
+  {
+    seq: integer('seq').primaryKey({ autoIncrement: true }),
+    id: text('id').notNull(),
+    type: text('type').$type<EventType>().notNull(),
+    tenantId: text('tenant_id').notNull(),
+    projectId: text('project_id'),
+    environment: text('environment').$type<Environment>(),
+    keyId: text('key_id'),
+    actorType: text('actor_type').$type<ActorType>().notNull(),
+    actorId: text('actor_id'),
+    occurredAt: integer('occurred_at', { mode: 'timestamp_ms' }).notNull(),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    requestId: text('request_id'),
+    details: text('details', { mode: 'json' }).$type<{ [key: string]: JsonValue }>().notNull(),
+  },
+  (table) => [
+    uniqueIndex('audit_events_id_idx').on(table.id),
+    index('audit_events_tenant_idx').on(table.tenantId, table.occurredAt, table.seq),
+    index('audit_events_key_idx').on(table.keyId, table.occurredAt),
+    index('audit_events_occurred_idx').on(table.occurredAt),
+  ],
+)
+
+/** Tenants' webhook endpoints for audit events (issue 15). `secret` is sealed under the pepper when one is set. */
+export const webhookEndpoints = sqliteTable(
+  'webhook_endpoints',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    projectId: text('project_id'),
+    environment: text('environment').$type<Environment>(),
+    url: text('url').notNull(),
+    events: text('events', { mode: 'json' }).$type<EventType[]>().notNull(),
+    secret: text('secret').notNull(),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    createdBy: text('created_by', { mode: 'json' }).$type<AuditActor>(),
+    disabledAt: integer('disabled_at', { mode: 'timestamp_ms' }),
+  },
+  (table) => [index('webhook_endpoints_tenant_idx').on(table.tenantId, table.createdAt)],
 )
