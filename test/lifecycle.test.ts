@@ -453,7 +453,7 @@ describe('scheduled rotation', () => {
     })
     const key = await scheduledKey(kw, `https://hooks.example.test:${port}/hook`)
     clock.advance(DAY)
-    expect(await kw.runDueRotations()).toEqual({ rotated: 1, delivered: 0, failed: 1 })
+    expect(await kw.runDueRotations()).toMatchObject({ rotated: 1, delivered: 0, failed: 1 })
     expect(lookups).toEqual(['hooks.example.test'])
     const deliveries = await kw.listDeliveries(tenant, key.apiKey.id)
     if (!deliveries.ok) throw new Error(deliveries.error.detail)
@@ -489,7 +489,7 @@ describe('scheduled rotation', () => {
     const store = await kw.ready()
     await store.updateKey(tenant.tenantId, record.id, { rotationWebhookUrl: hook.url }, clock.date())
     clock.advance(DAY)
-    expect(await kw.runDueRotations()).toEqual({ rotated: 0, delivered: 0, failed: 0 })
+    expect(await kw.runDueRotations()).toMatchObject({ rotated: 0, delivered: 0, failed: 0 })
     const kept = await kw.getKey(tenant, record.id)
     expect(kept.ok && kept.value).toMatchObject({
       status: 'active',
@@ -503,7 +503,7 @@ describe('scheduled rotation', () => {
     // The owner keeps a working key, and the schedule does not come back.
     expect((await kw.verify(key)).ok).toBe(true)
     clock.advance(DAY)
-    expect(await kw.runDueRotations()).toEqual({ rotated: 0, delivered: 0, failed: 0 })
+    expect(await kw.runDueRotations()).toMatchObject({ rotated: 0, delivered: 0, failed: 0 })
     expect(hook.received).toHaveLength(0)
   })
 })
