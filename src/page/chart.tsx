@@ -27,7 +27,7 @@ export interface UsageChartProps {
 
 const WIDTH = 720
 const HEIGHT = 220
-const MARGIN = { top: 12, right: 12, bottom: 30, left: 52 }
+const MARGIN = { top: 12, right: 28, bottom: 30, left: 52 }
 const PLOT_WIDTH = WIDTH - MARGIN.left - MARGIN.right
 const PLOT_HEIGHT = HEIGHT - MARGIN.top - MARGIN.bottom
 

@@ -39,7 +39,7 @@ function decode(text: string): string {
 
 /** The ids of the keys linked from a list page, in order. */
 export function keyIdsIn(html: string): string[] {
-  return [...html.matchAll(/<th scope="row"><a href="[^"]*\/(key_[A-Za-z0-9]+)">/g)].map((match) => match[1] as string)
+  return [...html.matchAll(/<th scope="row" class="key-name"><a href="[^"]*\/(key_[A-Za-z0-9]+)">/g)].map((match) => match[1] as string)
 }
 
 /**

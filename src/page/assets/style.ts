@@ -66,6 +66,8 @@ export const STYLESHEET = `
 }
 
 *, *::before, *::after { box-sizing: border-box; }
+/* The rules below give buttons a display of their own; what is hidden stays hidden (the copy button until the script runs). */
+[hidden] { display: none !important; }
 body { margin: 0; background: var(--bg); color: var(--text); }
 a { color: var(--accent); text-underline-offset: 0.15em; }
 a:hover { text-decoration-thickness: 2px; }
@@ -118,9 +120,10 @@ button.link { border: 0; background: none; color: var(--accent); padding: 0; fon
 .table-wrap { overflow-x: auto; border: 1px solid var(--line); border-radius: 0.5rem; }
 table { border-collapse: collapse; width: 100%; font-size: 0.94rem; }
 caption { text-align: left; padding: 0.6rem 0.9rem; font-weight: 600; }
-th, td { text-align: left; padding: 0.55rem 0.9rem; border-top: 1px solid var(--line); vertical-align: top; }
+th, td { text-align: left; padding: 0.55rem 0.75rem; border-top: 1px solid var(--line); vertical-align: top; }
 thead th { background: var(--surface); font-weight: 600; white-space: nowrap; }
 td.nowrap, th.nowrap { white-space: nowrap; }
+th.key-name { min-width: 10rem; }
 .muted { color: var(--muted); }
 .scopes { display: flex; flex-wrap: wrap; gap: 0.25rem; margin: 0; padding: 0; list-style: none; }
 .scopes li code { background: var(--quiet-bg); color: var(--quiet-text); border-radius: 0.3rem; padding: 0.05rem 0.35rem; }

@@ -104,7 +104,7 @@ export function ListView({ view, keys, filters, nextCursor, canWrite, flash, pro
             <tbody>
               {keys.map((key) => (
                 <tr>
-                  <th scope="row">
+                  <th scope="row" class="key-name">
                     <a href={href.key(key.id)}>{key.name}</a>
                   </th>
                   <td class="nowrap">
@@ -126,10 +126,12 @@ export function ListView({ view, keys, filters, nextCursor, canWrite, flash, pro
                     {key.lastUsedAt === null ? (
                       <span class="muted">Never</span>
                     ) : (
-                      <time datetime={key.lastUsedAt.toISOString()}>{formatDateTime(key.lastUsedAt)}</time>
+                      <time datetime={key.lastUsedAt.toISOString()} title={formatDateTime(key.lastUsedAt)}>
+                        {formatDate(key.lastUsedAt)}
+                      </time>
                     )}
                   </td>
-                  <td class="nowrap">
+                  <td>
                     <Expiry apiKey={key} />
                   </td>
                 </tr>
@@ -153,7 +155,10 @@ function Expiry({ apiKey: key }: { apiKey: ApiKey }) {
   if (key.status === 'rotating' && key.graceExpiresAt !== null) {
     return (
       <span>
-        Grace ends <time datetime={key.graceExpiresAt.toISOString()}>{formatDateTime(key.graceExpiresAt)}</time>
+        Grace ends{' '}
+        <time datetime={key.graceExpiresAt.toISOString()} title={formatDateTime(key.graceExpiresAt)}>
+          {formatDate(key.graceExpiresAt)}
+        </time>
       </span>
     )
   }
