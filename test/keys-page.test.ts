@@ -501,6 +501,16 @@ describe('the keys page: one key', () => {
     expect((await kw.verify(key.key)).ok).toBe(true)
   })
 
+  it('shows only its own confirmations, whatever the done parameter says', async () => {
+    const { request, kw } = pageApp()
+    const key = await createdKey(kw, { tenantId: 'acme' })
+    for (const done of ['constructor', '__proto__', 'toString', '<b>hi</b>']) {
+      const answer = await request(`${MOUNT}/${key.apiKey.id}?done=${encodeURIComponent(done)}`)
+      expect(answer.status).toBe(200)
+      expect(await answer.text()).not.toContain('class="flash"')
+    }
+  })
+
   it('renames a key and says so; a blank name is refused next to the field', async () => {
     const { request, post, kw } = pageApp()
     const key = await createdKey(kw, { tenantId: 'acme' })

@@ -45,11 +45,12 @@ const FORM_FIELD_OF: Record<string, string> = {
 
 export function formFieldOf(apiField: string): string {
   const head = apiField.split('.')[0] ?? apiField
-  return FORM_FIELD_OF[head] ?? head
+  return Object.hasOwn(FORM_FIELD_OF, head) ? (FORM_FIELD_OF[head] as string) : head
 }
 
 function labelOf(field: string): string {
-  return FIELD_LABELS[field] ?? field.replace(/_/g, ' ').replace(/^./, (letter) => letter.toUpperCase())
+  if (Object.hasOwn(FIELD_LABELS, field)) return FIELD_LABELS[field] as string
+  return field.replace(/_/g, ' ').replace(/^./, (letter) => letter.toUpperCase())
 }
 
 /** `name`, `must not be blank` → `Name must not be blank.` */
@@ -59,7 +60,8 @@ export function fieldMessage(field: string, message: string): string {
 
 /** Field errors (from the core or the form) as a problem, keeping the first message of each field. */
 export function problemOf(status: number, errors: readonly FieldError[], general: string[] = []): FormProblem {
-  const fields: Record<string, string> = {}
+  // No prototype: field names come from the core, and `__proto__` must stay a plain key.
+  const fields: Record<string, string> = Object.create(null)
   for (const error of errors) {
     const field = formFieldOf(error.field)
     fields[field] ??= fieldMessage(field, error.message)

@@ -34,10 +34,10 @@ const LIST_PAGE_SIZE = 50
 const USAGE_DAYS = 30
 
 /** The one-line confirmations after a change, by the `done` query parameter the redirect carries. */
-const FLASHES: Record<string, string> = {
-  renamed: 'Renamed.',
-  revoked: 'Revoked. Every request made with this key is refused from now on.',
-}
+const FLASHES = new Map([
+  ['renamed', 'Renamed.'],
+  ['revoked', 'Revoked. Every request made with this key is refused from now on.'],
+])
 
 /**
  * The self-serve API keys page, server-rendered, for a host app to mount behind its own sign-in:
@@ -157,7 +157,7 @@ export function createKeysPage(options: KeysPageOptions): Hono<KeysPageEnv> {
   })
 
   app.get('/:id', async (c) => {
-    const flash = FLASHES[c.req.query('done') ?? '']
+    const flash = FLASHES.get(c.req.query('done') ?? '')
     return keyPage(c, resolved, c.req.param('id'), { flash })
   })
 
