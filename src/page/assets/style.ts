@@ -100,6 +100,7 @@ main { padding-block: 1.5rem 3rem; }
 
 .page-head { display: flex; flex-wrap: wrap; gap: 0.75rem 1.5rem; align-items: center; justify-content: space-between; margin-bottom: 1rem; }
 .page-head h1 { margin: 0; }
+.page-head.title-row { justify-content: flex-start; }
 .lead { color: var(--muted); max-width: 48rem; }
 
 .button, button {
@@ -166,7 +167,7 @@ fieldset.invalid { border-color: var(--danger); border-width: 2px; }
 .grid-2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr)); gap: 1.5rem; }
 .inline-form { display: flex; flex-wrap: wrap; gap: 0.6rem; align-items: flex-end; }
 .inline-form .field { flex: 1 1 14rem; }
-.card form + form { margin-top: 1.25rem; padding-top: 1.25rem; border-top: 1px solid var(--line); }
+.card > form + form { margin-top: 1.25rem; padding-top: 1.25rem; border-top: 1px solid var(--line); }
 
 .secret-card { border: 2px solid var(--accent); border-radius: 0.75rem; padding: 1.25rem 1.4rem; max-width: 46rem; margin: 0 0 1.5rem; background: var(--bg); box-shadow: 0 8px 28px rgb(0 0 0 / 0.12); }
 .secret-card h2 { font-size: 1.3rem; }
@@ -183,6 +184,7 @@ dialog { border: 1px solid var(--line); border-radius: 0.75rem; padding: 1.25rem
 dialog::backdrop { background: rgb(0 0 0 / 0.5); }
 dialog form { margin: 0; }
 
+.chart-figure { margin: 0; }
 .chart { width: 100%; height: auto; max-width: 56rem; display: block; }
 .chart .bar { fill: var(--bar); }
 .chart .bar.second { fill: var(--bar-second); }

@@ -48,7 +48,7 @@ export function KeyView({ view, apiKey: key, usage, history, canWrite, gracePeri
       <p>
         <a href={href.list}>All keys</a>
       </p>
-      <div class="page-head">
+      <div class="page-head title-row">
         <h1>{key.name}</h1>
         <StatusBadge status={key.status} />
       </div>
