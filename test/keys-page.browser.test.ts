@@ -179,7 +179,7 @@ describe.skipIf(!hasChromium)('the keys page in a browser', () => {
     expect(cspViolations).toEqual([])
     expect(globex.cspViolations).toEqual([])
     expect(foreign).toEqual([])
-  })
+  }, 60_000)
 
   it('works without JavaScript: the create form posts, and revoking goes through a confirmation page', async () => {
     const example = await startExample()
@@ -198,7 +198,7 @@ describe.skipIf(!hasChromium)('the keys page in a browser', () => {
     await page.getByRole('button', { name: 'Revoke key' }).click()
     await page.getByRole('status').filter({ hasText: 'Revoked.' }).waitFor()
     expect((await whoami(example, secret)).status).toBe(401)
-  })
+  }, 60_000)
 
   it('creates a key with the keyboard alone, every stop with a visible focus ring', async () => {
     const example = await startExample()
@@ -234,7 +234,7 @@ describe.skipIf(!hasChromium)('the keys page in a browser', () => {
     expect(await whoami(example, secret)).toMatchObject({ status: 200, body: { name: 'Typed with keys' } })
     const verified = await example.kw.verify(secret)
     expect(verified.ok && verified.key.scopes).toEqual(['orders:write'])
-  })
+  }, 60_000)
 
   it('refuses a form another site posts with the signed-in person’s cookie, and nothing is created', async () => {
     const example = await startExample()
@@ -260,7 +260,7 @@ describe.skipIf(!hasChromium)('the keys page in a browser', () => {
     }
     const listed = await example.kw.listKeys({ tenantId: 'acme' })
     expect(listed.ok && listed.value.items).toEqual([])
-  })
+  }, 60_000)
 
   it('answers every page with its strict Content-Security-Policy and breaks none of it', async () => {
     const example = await startExample()
@@ -290,7 +290,7 @@ describe.skipIf(!hasChromium)('the keys page in a browser', () => {
     })
     expect(await page.title()).not.toBe('pwned')
     expect(cspViolations.length).toBe(1)
-  })
+  }, 60_000)
 
   it('passes an axe-core scan with no serious or critical violations, in light and in dark', async () => {
     const example = await startExample()
@@ -324,7 +324,7 @@ describe.skipIf(!hasChromium)('the keys page in a browser', () => {
         expect(violations, `${state} (${scheme}) has only minor findings left`).toEqual([])
       }
     }
-  }, 60_000)
+  }, 120_000)
 
   it('saves the README’s screenshots: the list, the secret shown once and a key’s usage chart', async () => {
     // A fixed clock: the dates in the pictures do not change from one run to the next.
