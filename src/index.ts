@@ -29,7 +29,8 @@ export interface KeywardConfig extends Omit<KeywardOptions, 'store'> {
   database?: DatabaseInput
   /**
    * Where the `KEYWARD_*` variables are read from: `KEYWARD_DATABASE_URL` (when `database` is
-   * absent), `KEYWARD_PEPPER` (when `pepper` is absent), `KEYWARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS`
+   * absent), `KEYWARD_PEPPER` (when `pepper` is absent), `KEYWARD_REDIS_URL` (when `redis` is
+   * absent), `KEYWARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS`
    * and `KEYWARD_WEBHOOKS_ALLOW_INSECURE_HTTP` (`true` or `1`, when the `webhooks` option does not
    * say). The factory is the only place keyward reads the environment.
    * @default process.env
@@ -49,6 +50,7 @@ export function keyward(config: KeywardConfig = {}): Keyward {
   return new Keyward({
     ...options,
     pepper: options.pepper ?? env.KEYWARD_PEPPER,
+    redis: options.redis ?? (env.KEYWARD_REDIS_URL || undefined),
     webhooks: { ...outboundPolicyFromEnv(env), ...definedOnly(options.webhooks) },
     store: store ?? openStore(database ?? env.KEYWARD_DATABASE_URL ?? './keyward.db'),
   })

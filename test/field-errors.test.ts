@@ -136,7 +136,7 @@ describe('the code API', () => {
     expect(validationErrors(await kw.listKeys(actor, { limit: 0 }))).toEqual([{ field: 'limit', message: 'must be at least 1' }])
     expect(validationErrors(await kw.listKeys(actor, { limit: 1.5 }))).toEqual([{ field: 'limit', message: 'must be a whole number' }])
     expect(validationErrors(await kw.listKeys(actor, { status: 'gone' } as never))).toEqual([
-      { field: 'status', message: 'must be one of: active, expired, revoked, rotating, rotated' },
+      { field: 'status', message: 'must be one of: active, expired, revoked, disabled, rotating, rotated' },
     ])
     expect(validationErrors(await kw.updateKey(actor, created.value.apiKey.id, { name: null } as never))).toEqual([
       { field: 'name', message: 'must be a string' },

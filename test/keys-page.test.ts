@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { StoreUnavailableError } from '../src/core/store.js'
-import type { Actor } from '../src/core/types.js'
+import { type Actor, KEY_STATUSES } from '../src/core/types.js'
 import { createKeysPage, type KeysPageOptions } from '../src/hono/index.js'
 import { keyward } from '../src/index.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
@@ -456,7 +456,7 @@ describe('the keys page: the list', () => {
     expect(keyIdsIn(await (await request(`${MOUNT}?environment=test`)).text())).toEqual([test.value.apiKey.id])
     const bad = await request(`${MOUNT}?status=sleeping`)
     expect(bad.status).toBe(400)
-    expect(fieldErrorIn(await bad.text(), 'status')).toBe('Status must be one of: active, expired, revoked, rotating, rotated.')
+    expect(fieldErrorIn(await bad.text(), 'status')).toBe(`Status must be one of: ${KEY_STATUSES.join(', ')}.`)
   })
 
   it('pages through more than 50 keys with a Next page link that keeps the filters', async () => {

@@ -135,8 +135,8 @@ describe('usage tracking', () => {
     })
     expect(body.daily).toHaveLength(10)
     expect(body.daily.filter((d: { requests: number }) => d.requests > 0)).toEqual([
-      { date: '2026-03-01', requests: 3 },
-      { date: '2026-03-03', requests: 4 },
+      { date: '2026-03-01', requests: 3, rate_limited: 0, credits_refused: 0 },
+      { date: '2026-03-03', requests: 4, rate_limited: 0, credits_refused: 0 },
     ])
     const tooMany = await app.request(`/api-keys/${key.apiKey.id}/usage?days=91`, { headers: { 'x-api-key': admin.key } })
     expect(tooMany.status).toBe(400)

@@ -17,9 +17,13 @@ export const ERRORS = {
     title: 'API key rotated',
     detail: 'The API key was rotated and its grace period has ended; use its replacement.',
   },
+  api_key_disabled: { status: 401, title: 'API key disabled', detail: 'The API key is disabled.' },
   unauthenticated: { status: 401, title: 'Authentication required', detail: 'This call needs credentials.' },
   insufficient_scope: { status: 403, title: 'Insufficient scope', detail: 'The API key lacks a scope this request needs.' },
   forbidden: { status: 403, title: 'Forbidden', detail: 'The caller may not do this.' },
+  ip_not_allowed: { status: 403, title: 'IP address not allowed', detail: 'This API key may not be used from this IP address.' },
+  rate_limited: { status: 429, title: 'Rate limited', detail: 'A rate limit of this API key is exhausted; retry later.' },
+  credits_exhausted: { status: 429, title: 'Credits exhausted', detail: 'This API key has no credits left for this request.' },
   not_found: { status: 404, title: 'Not found', detail: 'No such API key.' },
   route_not_found: { status: 404, title: 'Not found', detail: 'No such route.' },
   method_not_allowed: { status: 405, title: 'Method not allowed', detail: 'This route does not accept that method.' },
@@ -39,6 +43,11 @@ export const ERRORS = {
   invalid_json: { status: 400, title: 'Malformed JSON', detail: 'The request body is not valid JSON.' },
   payload_too_large: { status: 413, title: 'Payload too large', detail: 'The request body is too large.' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type', detail: 'Send the request body as application/json.' },
+  limiter_unavailable: {
+    status: 503,
+    title: 'Rate limiter unavailable',
+    detail: 'The rate limiter cannot be reached and this key is limited; try again shortly.',
+  },
   store_unavailable: { status: 503, title: 'Key store unavailable', detail: 'The API key store cannot be reached; try again shortly.' },
   internal_error: { status: 500, title: 'Internal error', detail: 'Something went wrong on our side.' },
 } as const satisfies Record<string, { status: number; title: string; detail: string }>
@@ -49,7 +58,17 @@ export type ErrorCode = keyof typeof ERRORS
 export type ErrorStatus = (typeof ERRORS)[ErrorCode]['status']
 
 /** The codes a failed verification can carry. */
-export type VerifyErrorCode = 'invalid_api_key' | 'api_key_revoked' | 'api_key_expired' | 'api_key_rotated' | 'store_unavailable'
+export type VerifyErrorCode =
+  | 'invalid_api_key'
+  | 'api_key_revoked'
+  | 'api_key_expired'
+  | 'api_key_rotated'
+  | 'api_key_disabled'
+  | 'ip_not_allowed'
+  | 'rate_limited'
+  | 'credits_exhausted'
+  | 'limiter_unavailable'
+  | 'store_unavailable'
 
 export interface FieldError {
   /** Dotted path into the body or query, e.g. `scopes.2`. */

@@ -1,3 +1,6 @@
+export type { Credits, CreditsRefill, RefillInterval } from './controls/credits.js'
+export type { KeyControls, LimitReport, RequestFacts } from './controls/enforcer.js'
+export type { LimitResult, LimitState, RateLimit } from './controls/rate-limit.js'
 export { ERRORS, type ErrorCode, type FieldError, type KeywardError, type ProblemDetails, type Result, toProblem } from './errors.js'
 export { generateKey, hashKey, parseKey } from './key-format.js'
 export * from './keyward.js'

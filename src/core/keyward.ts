@@ -1,3 +1,4 @@
+import type { RequestFacts } from './controls/enforcer.js'
 import type { Result } from './errors.js'
 import { Outbox } from './lifecycle/outbox.js'
 import { RotationScheduler, type SchedulerRun } from './lifecycle/scheduler.js'
@@ -7,10 +8,10 @@ import { type CreatedKey, KeyManager, type KeyPage, type RotatedKey } from './ma
 import { type KeywardOptions, resolveOptions } from './options.js'
 import { Runtime } from './runtime.js'
 import type { KeyStore } from './store.js'
-import type { Actor, ApiKey, DeliveryView, KeyUsage } from './types.js'
+import type { Actor, ApiKey, DeliveryView, KeyUsage, VerifiedKey } from './types.js'
 import { getUsage } from './usage/report.js'
 import type { Decision } from './verification/decide.js'
-import { Verifier } from './verification/verifier.js'
+import { spendCredits, Verifier } from './verification/verifier.js'
 
 /**
  * The keyward service: one facade over its capabilities — verification (./verification), key
@@ -50,17 +51,27 @@ export class Keyward {
    * Verifies a presented key. Never throws: a bad key, a revoked one or an unreachable store all
    * come back as `{ ok: false, code }`.
    */
-  verify(candidate: string): Promise<Decision> {
-    const decision = this.#verifier.verifyFast(candidate)
+  verify<R>(candidate: string, request?: R, facts?: RequestFacts<R>): Promise<Decision> {
+    const decision = this.#verifier.verifyFast(candidate, request, facts)
     return decision instanceof Promise ? decision : Promise.resolve(decision)
   }
 
   /**
    * `verify` without a promise on the common path: a malformed key or a cache hit is answered
-   * synchronously, only a cache miss returns a promise. Adapters use this to skip a microtask.
+   * synchronously, only a cache miss (or a Redis-limited key) returns a promise. Adapters use this
+   * to skip a microtask. For a key with controls, `facts` tells the client address (IP allowlist)
+   * and the request's cost; without them an allowlisted key is refused and the cost is 1.
    */
-  verifyFast(candidate: string): Decision | Promise<Decision> {
-    return this.#verifier.verifyFast(candidate)
+  verifyFast<R>(candidate: string, request?: R, facts?: RequestFacts<R>): Decision | Promise<Decision> {
+    return this.#verifier.verifyFast(candidate, request, facts)
+  }
+
+  /**
+   * Spends up to `amount` more credits of a key this instance verified (metering after the work
+   * was done, e.g. tokens): never below 0 and never refused. Null when the key has no credits.
+   */
+  spendCredits(key: VerifiedKey, amount: number): Promise<{ charged: number; remaining: number } | null> {
+    return spendCredits(key, amount)
   }
 
   /**

@@ -1,3 +1,6 @@
+import type { LimiterOptions } from './controls/limiter.js'
+import type { RateLimit } from './controls/rate-limit.js'
+import type { RedisClientLike } from './controls/redis.js'
 import { assertPrefix } from './key-format.js'
 import { DEFAULT_RETRY_SCHEDULE_SECONDS } from './lifecycle/signing.js'
 import type { OutboundPolicy } from './lifecycle/ssrf.js'
@@ -48,6 +51,32 @@ export interface KeywardOptions {
   webhooks?: WebhookOptions
   /** Where keyward reports background failures (sync, flush, delivery). Never receives secrets. */
   onError?: (error: unknown, context: string) => void
+  /**
+   * Redis to count rate limits and credits in, shared by every instance: a `redis://` URL or an
+   * ioredis client (the `ioredis` package is an optional peer dependency). Without it they are
+   * counted in this process (rate limits per instance; credits leased from the database, never
+   * overspent). `keyward()` reads `KEYWARD_REDIS_URL` when this is absent.
+   * @default undefined (in process)
+   */
+  redis?: string | RedisClientLike
+  /**
+   * While Redis cannot be reached: `'fallback-local'` counts rate limits per instance and reports
+   * the outage once through `onError`; `'fail-closed'` answers 503 `limiter_unavailable` for every
+   * limited key. Keys with credits answer 503 either way (credits are never overspent), keys
+   * without controls are never affected.
+   * @default 'fallback-local'
+   */
+  onLimiterUnavailable?: 'fallback-local' | 'fail-closed'
+  /**
+   * Limits shared by all keys of a tenant, set in code; checked with every key's own limits.
+   * Called once per cache fill of a key.
+   * @example
+   * tenantRateLimits: (tenantId) => (tenantId === 'acme' ? [{ name: 'tenant', limit: 1000, windowMs: 60_000 }] : [])
+   * @default none
+   */
+  tenantRateLimits?: (tenantId: string) => readonly RateLimit[]
+  /** Fine-tuning of the limiter: Redis key prefix and timeouts, the in-process subject bound. */
+  limiter?: Omit<LimiterOptions, 'redis' | 'onLimiterUnavailable' | 'onError'>
 }
 
 export interface WebhookOptions extends Partial<OutboundPolicy> {
@@ -108,6 +137,8 @@ export interface ResolvedOptions {
   webhookLookup: Lookup | undefined
   webhookCa: string | Buffer | undefined
   onError: (error: unknown, context: string) => void
+  limiter: LimiterOptions
+  tenantRateLimits: ((tenantId: string) => readonly RateLimit[]) | undefined
 }
 
 /** Applies defaults and throws an `Error` naming the option for anything invalid (as Hono's factories do). */
@@ -147,6 +178,8 @@ export function resolveOptions(options: KeywardOptions): ResolvedOptions {
     },
     webhookLookup: options.webhooks?.lookup,
     webhookCa: options.webhooks?.ca,
+    limiter: { ...options.limiter, redis: options.redis, onLimiterUnavailable: options.onLimiterUnavailable },
+    tenantRateLimits: options.tenantRateLimits,
     onError: options.onError ?? ((error, context) => console.error(`keyward: ${context}:`, errorMessage(error))),
   }
 }

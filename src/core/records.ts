@@ -1,3 +1,5 @@
+import { type Credits, currentRemaining, periodStart } from './controls/credits.js'
+import type { RateLimit } from './controls/rate-limit.js'
 import { generateKey, hashKey, newId } from './key-format.js'
 import type { ApiKey, ApiKeyRecord, Environment, KeyStatus, Metadata } from './types.js'
 
@@ -26,6 +28,9 @@ export interface NewKeyFields {
   rotationWebhookUrl: string | null
   rotationWebhookSecret: string | null
   rotatedFromKeyId: string | null
+  rateLimits: RateLimit[]
+  allowedIps: string[]
+  credits: Credits | null
 }
 
 /** A freshly minted secret and the row that stores only its hash. */
@@ -38,8 +43,12 @@ export interface MintedKey {
 /** Mints a secret and builds its row. Pure but for the randomness. */
 export function mintKeyRecord(fields: NewKeyFields, now: Date, prefix: string, pepper: string | undefined): MintedKey {
   const generated = generateKey(prefix, fields.environment)
+  const { credits, ...rest } = fields
   const record: ApiKeyRecord = {
-    ...fields,
+    ...rest,
+    ...creditColumns(credits, now),
+    creditsVersion: 0,
+    disabledAt: null,
     id: newId('key'),
     keyHash: hashKey(generated.key, pepper),
     keyPrefix: generated.keyPrefix,
@@ -74,6 +83,11 @@ export function mintSuccessor(current: ApiKeyRecord, now: Date, prefix: string, 
       rotationWebhookUrl: current.rotationWebhookUrl,
       rotationWebhookSecret: current.rotationWebhookSecret,
       rotatedFromKeyId: current.id,
+      rateLimits: current.rateLimits,
+      allowedIps: current.allowedIps,
+      // What the old key had left moves on; during the grace period both keys spend from the
+      // successor's credits and count against its limits (see `controlOwner`).
+      credits: creditsOf(current, now),
     },
     now,
     prefix,
@@ -81,11 +95,46 @@ export function mintSuccessor(current: ApiKeyRecord, now: Date, prefix: string, 
   )
 }
 
+/** The credit columns of a key given `credits` at `now` (null: no credits). */
+export function creditColumns(
+  credits: Credits | null,
+  now: Date,
+): Pick<ApiKeyRecord, 'creditsRemaining' | 'creditsRefillAmount' | 'creditsRefillInterval' | 'creditsRefilledAt'> {
+  if (credits === null) return { creditsRemaining: null, creditsRefillAmount: null, creditsRefillInterval: null, creditsRefilledAt: null }
+  return {
+    creditsRemaining: credits.remaining,
+    creditsRefillAmount: credits.refill?.amount ?? null,
+    creditsRefillInterval: credits.refill?.interval ?? null,
+    // The given remaining belongs to the current period; the next refill comes with the next one.
+    creditsRefilledAt: new Date(credits.refill === null ? now.getTime() : periodStart(credits.refill.interval, now.getTime())),
+  }
+}
+
+/** A key's credits as of `now`, as the database knows them (a refill due since it was last written counts as done). */
+export function creditsOf(record: ApiKeyRecord, now: Date): Credits | null {
+  if (record.creditsRemaining === null) return null
+  const refill =
+    record.creditsRefillAmount !== null && record.creditsRefillInterval !== null
+      ? { amount: record.creditsRefillAmount, interval: record.creditsRefillInterval }
+      : null
+  const stored: Credits = { remaining: record.creditsRemaining, refill }
+  return { remaining: currentRemaining(stored, record.creditsRefilledAt?.getTime() ?? 0, now.getTime()), refill }
+}
+
+/**
+ * Whose limits and credits a request spends: a rotated-out key in its grace period spends its
+ * successor's, so rotating never doubles what a client may do.
+ */
+export function controlOwner(record: Pick<ApiKeyRecord, 'id' | 'replacedByKeyId'>): string {
+  return record.replacedByKeyId ?? record.id
+}
+
 /** The status shown in listings. It must agree with `decide` and with the stores' status filter. */
 export function statusOf(record: ApiKeyRecord, now: Date): KeyStatus {
   const nowMs = now.getTime()
   if (record.revokedAt !== null) return 'revoked'
   if (record.expiresAt !== null && nowMs >= record.expiresAt.getTime()) return 'expired'
+  if (record.disabledAt !== null) return 'disabled'
   if (record.replacedByKeyId !== null) {
     return record.graceExpiresAt !== null && nowMs < record.graceExpiresAt.getTime() ? 'rotating' : 'rotated'
   }
@@ -116,5 +165,9 @@ export function toApiKey(record: ApiKeyRecord, now: Date): ApiKey {
     rotationIntervalDays: record.rotationIntervalDays,
     nextRotationAt: record.nextRotationAt,
     rotationWebhookUrl: record.rotationWebhookUrl,
+    rateLimits: record.rateLimits,
+    credits: creditsOf(record, now),
+    allowedIps: record.allowedIps,
+    enabled: record.disabledAt === null,
   }
 }

@@ -1,3 +1,5 @@
+import { ControlEnforcer } from './controls/enforcer.js'
+import { createLimiter } from './controls/limiter.js'
 import { fail, type Result } from './errors.js'
 import { errorMessage, type ResolvedOptions } from './options.js'
 import { type KeyStore, StoreUnavailableError } from './store.js'
@@ -16,6 +18,8 @@ export class Runtime {
   readonly cache: VerificationCache | undefined
   readonly sync: ChangeSync | undefined
   usage: UsageBuffer | undefined
+  /** Rate limits, credits and IP allowlists of keys that have them. */
+  readonly controls: ControlEnforcer
   /** The open store once `ready()` has resolved; the hot path reads it without awaiting. */
   store: KeyStore | undefined
   readonly #storePromise: Promise<KeyStore>
@@ -27,6 +31,13 @@ export class Runtime {
     this.options = options
     this.cache = options.cache === undefined ? undefined : new VerificationCache(options.cache)
     this.sync = this.cache === undefined || options.cache === undefined ? undefined : new ChangeSync(this, this.cache, options.cache)
+    this.controls = new ControlEnforcer({
+      limiter: createLimiter({ ...options.limiter, onError: options.onError }),
+      store: () => this.store,
+      usage: () => this.usage,
+      evict: (keyHash) => this.evict(keyHash),
+      onError: options.onError,
+    })
     this.#storePromise = Promise.resolve(store)
     // A store that fails to open is reported when first used, not as an unhandled rejection.
     this.#storePromise.catch(() => undefined)
@@ -51,12 +62,13 @@ export class Runtime {
     if (this.#closed) throw new Error('keyward: this instance is closed')
     const store = await this.#storePromise
     if (this.sync !== undefined) this.#timers.push(...(await this.sync.start(store)))
+    // A wrong Redis URL shows up at start, not at the first limited request; keyward still starts
+    // (limited keys then get the documented fallback until Redis answers).
+    await this.controls.limiter.ready().catch((error) => this.options.onError(error, 'rate limiter'))
     const flushIntervalMs = this.options.flushIntervalMs
-    if (flushIntervalMs !== undefined) {
-      const usage = new UsageBuffer(store)
-      this.usage = usage
-      this.#timers.push(setInterval(() => void this.flushUsage().catch(() => undefined), flushIntervalMs).unref())
-    }
+    if (flushIntervalMs !== undefined) this.usage = new UsageBuffer(store)
+    // Credits are given back (or settled) on the same beat, even when usage is not recorded.
+    this.#timers.push(setInterval(() => void this.flushUsage().catch(() => undefined), flushIntervalMs ?? 1000).unref())
     this.store = store
     return store
   }
@@ -91,10 +103,11 @@ export class Runtime {
     this.cache?.invalidate([keyHash])
   }
 
+  /** Writes buffered usage, and gives back (or settles) the credits this process counted. */
   async flushUsage(): Promise<void> {
-    if (this.usage === undefined) return
     try {
-      await this.usage.flush()
+      await this.usage?.flush()
+      await this.controls.flush(this.options.clock.now())
     } catch (error) {
       this.options.onError(error, 'usage flush')
       throw error
@@ -107,11 +120,13 @@ export class Runtime {
     this.#closed = true
     for (const timer of this.#timers) clearInterval(timer)
     this.#timers = []
-    if (this.#ready === undefined) return
+    if (this.#ready === undefined) return this.controls.limiter.close()
     const store = await this.#ready.catch(() => undefined)
-    if (store === undefined) return
+    if (store === undefined) return this.controls.limiter.close()
     await this.sync?.stop()
     await this.usage?.flush().catch((error) => this.options.onError(error, 'usage flush on close'))
+    await this.controls.flush(this.options.clock.now()).catch((error) => this.options.onError(error, 'credits on close'))
+    await this.controls.limiter.close()
     await store.close()
   }
 }

@@ -44,6 +44,22 @@ export interface KeyStore {
   saveDelivery(delivery: WebhookDelivery): Promise<void>
   listDeliveries(tenantId: string, keyIds: string[]): Promise<WebhookDelivery[]>
   /**
+   * Takes up to `want` credits of a key for this process (a lease), first applying a refill that is
+   * due at `now`; `want = 0` reads them. One atomic step, so leases of several processes never hand
+   * out more than the key has. Null when the key has no credits or does not exist.
+   */
+  leaseCredits(keyId: string, want: number, now: Date): Promise<CreditLease | null>
+  /**
+   * Adds back leased credits a process did not spend — only to the setting and period they were
+   * taken from (a PATCH or a refill since then set the credits anew). Many keys in one call.
+   */
+  returnCredits(returns: CreditAdjustment[]): Promise<void>
+  /**
+   * Subtracts credits spent outside the database (Redis counters), after applying a due refill,
+   * never below 0, and only to the setting and period they were spent from. Many keys in one call.
+   */
+  settleCredits(spends: CreditAdjustment[], now: Date): Promise<void>
+  /**
    * Optional push channel (PostgreSQL LISTEN/NOTIFY): calls `onChange` soon after any process
    * commits a change, so caches sync at once instead of at the next poll. Returns an unsubscribe.
    */
@@ -69,6 +85,24 @@ export interface RotateRequest {
   expectedNextRotationAt?: Date
   /** Recorded in the same transaction as the rotation (the webhook for a scheduled rotation). */
   delivery?: WebhookDelivery
+}
+
+export interface CreditLease {
+  /** Credits taken for the caller. */
+  granted: number
+  /** What the key has left after the lease. */
+  remaining: number
+  /** The setting and period the credits belong to: pass them back with a return or a settlement. */
+  version: number
+  refilledAt: Date
+}
+
+/** Credits of one key's setting (`version`) and period (`refilledAt`) to add back or take away. */
+export interface CreditAdjustment {
+  keyId: string
+  version: number
+  refilledAt: Date
+  amount: number
 }
 
 export interface ChangeBatch {

@@ -1,3 +1,6 @@
+import type { Credits, RefillInterval } from './controls/credits.js'
+import type { RateLimit } from './controls/rate-limit.js'
+
 /**
  * The domain types shared by the service, every store and every adapter. Nothing here knows about
  * HTTP or SQL. Times are `Date`s and names are camelCase; the wire shapes (snake_case, ISO strings)
@@ -9,7 +12,7 @@ export const ENVIRONMENTS = ['live', 'test'] as const
 export type Environment = (typeof ENVIRONMENTS)[number]
 
 /** Every status a key can show. Derived from the timestamps and the clock; never stored. */
-export const KEY_STATUSES = ['active', 'expired', 'revoked', 'rotating', 'rotated'] as const
+export const KEY_STATUSES = ['active', 'expired', 'revoked', 'disabled', 'rotating', 'rotated'] as const
 export type KeyStatus = (typeof KEY_STATUSES)[number]
 
 export type Metadata = Record<string, unknown>
@@ -43,6 +46,20 @@ export interface ApiKeyRecord {
   rotationWebhookUrl: string | null
   /** `whsec_...`, shown once at creation; needed in clear to sign webhooks. */
   rotationWebhookSecret: string | null
+  /** Named sliding-window limits; empty: none. */
+  rateLimits: RateLimit[]
+  /** CIDR ranges the key may be used from; empty: anywhere. */
+  allowedIps: string[]
+  /** Credits left as last stored; null: the key has no credits. */
+  creditsRemaining: number | null
+  creditsRefillAmount: number | null
+  creditsRefillInterval: RefillInterval | null
+  /** The start of the period `creditsRemaining` belongs to (when credits were set, or last refilled). */
+  creditsRefilledAt: Date | null
+  /** Changes whenever credits are set, so counters of an earlier setting are never added back. */
+  creditsVersion: number
+  /** Set while the key is disabled (`enabled: false`). */
+  disabledAt: Date | null
 }
 
 /**
@@ -73,6 +90,12 @@ export interface ApiKey {
   rotationIntervalDays: number | null
   nextRotationAt: Date | null
   rotationWebhookUrl: string | null
+  rateLimits: RateLimit[]
+  /** What the key may spend, and how it comes back; null: no credits. */
+  credits: Credits | null
+  allowedIps: string[]
+  /** False while the key is disabled: it answers 401 `api_key_disabled` until enabled again. */
+  enabled: boolean
 }
 
 /** The fields a PATCH may change. `undefined` leaves a field alone; `null` clears it. */
@@ -85,6 +108,16 @@ export interface KeyPatch {
   nextRotationAt?: Date | null
   rotationWebhookUrl?: string | null
   rotationWebhookSecret?: string | null
+  rateLimits?: RateLimit[]
+  allowedIps?: string[]
+  /** Setting credits (or removing them with all four null) also moves `creditsVersion` on. */
+  credits?: {
+    remaining: number | null
+    refillAmount: number | null
+    refillInterval: RefillInterval | null
+    refilledAt: Date | null
+  }
+  disabledAt?: Date | null
 }
 
 export interface ListCursor {
@@ -110,13 +143,20 @@ export interface UsageIncrement {
   keyId: string
   /** `YYYY-MM-DD`, UTC. */
   day: string
+  /** Requests admitted. */
   count: number
-  lastUsedAt: Date
+  /** Requests refused for a rate limit, and for lack of credits. @default 0 */
+  rateLimited?: number
+  creditsRefused?: number
+  /** The latest admitted request, or null when the bucket holds only refusals. */
+  lastUsedAt: Date | null
 }
 
 export interface UsageDay {
   day: string
   count: number
+  rateLimited: number
+  creditsRefused: number
 }
 
 /** Request counts of a key, as `getUsage` reports them. */
@@ -130,8 +170,8 @@ export interface KeyUsage {
   totalRequests: number
   /** The keys counted: this one, plus its predecessors when asked to follow the rotation chain. */
   keyIds: string[]
-  /** One entry per UTC day, oldest first. */
-  daily: { date: string; requests: number }[]
+  /** One entry per UTC day, oldest first: admitted requests, and requests refused for a rate limit or credits. */
+  daily: { date: string; requests: number; rateLimited: number; creditsRefused: number }[]
 }
 
 export type DeliveryStatus = 'pending' | 'succeeded' | 'failed'
@@ -176,6 +216,19 @@ export interface Actor {
   environment?: Environment
   /** The calling key's id, when the caller is an API key. */
   keyId?: string
+  /**
+   * The calling key's own controls, when the caller is an API key: a caller may not grant or
+   * touch a key with looser ones (no escalation through limits, credits or IP ranges).
+   */
+  controls?: CallerControls
+}
+
+/** What a calling key may itself do, compared with what it grants. */
+export interface CallerControls {
+  rateLimits: readonly RateLimit[]
+  /** What the caller has left now, and its refill; null: no credits (unlimited). */
+  credits: Credits | null
+  allowedIps: readonly string[]
 }
 
 /** What `apiKeyAuth` puts on the request: a verified key, without its secret or hash. */

@@ -1,13 +1,19 @@
 import type { ServerResponse } from 'node:http'
 import type { VerifiedKey } from '../core/types.js'
 import type { Decision } from '../core/verification/decide.js'
+import { spendCredits as spendKeyCredits } from '../core/verification/verifier.js'
 import type { ApiKeyAuthOptions } from '../hono/middleware.js'
-import { answerFor, keyExtractor, problemAnswer, rejectionAnswers } from '../http/problem.js'
+import { answerFor, keyExtractor, problemAnswer, refusalAnswer, rejectionAnswers } from '../http/problem.js'
+import { limitHeaders } from '../http/ratelimit-headers.js'
+import { requestFacts } from '../http/request-facts.js'
 import { defaultKeyward } from '../index.js'
 import { type ExpressRequestLike, type KeywardRequestHandler, type NextLike, nodeHeader, prepare, sendBeforeBody } from './node-http.js'
 
-/** The same options as `apiKeyAuth` from `keyward/hono`: one set of options, two frameworks. */
-export type { ApiKeyAuthOptions }
+/**
+ * The same options as `apiKeyAuth` from `keyward/hono`: one set of options, two frameworks; `cost`
+ * and `clientAddress` take Express's `req`.
+ */
+export type ExpressApiKeyAuthOptions = ApiKeyAuthOptions<ExpressRequestLike>
 
 /**
  * Express middleware that rejects requests without a valid API key and puts the verified key on
@@ -20,13 +26,19 @@ export type { ApiKeyAuthOptions }
  * app.use('/v1', apiKeyAuth())
  * app.get('/v1/orders', withApiKey((req: express.Request, res: express.Response, key) => res.json({ tenant: key.tenantId })))
  */
-export function apiKeyAuth(options: ApiKeyAuthOptions = {}): KeywardRequestHandler {
+export function apiKeyAuth(options: ExpressApiKeyAuthOptions = {}): KeywardRequestHandler {
   const extract = keyExtractor(options)
-  const answers = rejectionAnswers(options.realm ?? 'keyward', prepare)
+  const realm = options.realm ?? 'keyward'
+  const answers = rejectionAnswers(realm, prepare)
+  const facts = requestFacts<ExpressRequestLike>(options, options.clientAddress ?? ((req) => req.socket?.remoteAddress), (req) =>
+    nodeHeader(req.headers, 'x-forwarded-for'),
+  )
   let instance = options.keyward
 
   const conclude = (decision: Decision, req: ExpressRequestLike, res: ServerResponse, next: NextLike) => {
-    if (!decision.ok) return sendBeforeBody(req, res, answers[decision.code])
+    if (!decision.ok) return sendBeforeBody(req, res, refusalAnswer(decision, answers, realm, prepare))
+    // A limited key's every answer, 2xx included, tells its limits (IETF RateLimit headers).
+    if (decision.limits !== undefined) for (const [name, value] of Object.entries(limitHeaders(decision.limits))) res.setHeader(name, value)
     req.apiKey = decision.key
     next()
   }
@@ -36,7 +48,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): KeywardRequestHandl
     if (presented === undefined) return sendBeforeBody(req, res, answers.missing_api_key)
     instance ??= defaultKeyward()
     // A cache hit is answered synchronously: no promise, no extra tick on the hot path.
-    const decision = instance.verifyFast(presented)
+    const decision = instance.verifyFast(presented, req, facts)
     if (decision instanceof Promise) {
       // verify never rejects; should it, fail closed rather than hand the error to the host.
       decision.then(
@@ -47,6 +59,15 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): KeywardRequestHandl
     }
     conclude(decision, req, res, next)
   }
+}
+
+/**
+ * Spends up to `amount` more credits of the request's key after the handler did its work (e.g.
+ * tokens generated): never below 0 and never refused. Resolves to what was charged and what is
+ * left, or null when the key has no credits (or the route is not behind `apiKeyAuth()`).
+ */
+export function spendCredits(req: ExpressRequestLike, amount: number): Promise<{ charged: number; remaining: number } | null> {
+  return req.apiKey === undefined ? Promise.resolve(null) : spendKeyCredits(req.apiKey, amount)
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ErrorCode } from '../core/errors.js'
 import type { Actor } from '../core/types.js'
-import { ACTOR_BINDING, bridgeTo, PATH_BINDING } from '../hono/fallback.js'
+import { ACTOR_BINDING, bridgeTo, CLIENT_ADDRESS_BINDING, PATH_BINDING } from '../hono/fallback.js'
 import { createKeysRouter as createHonoKeysRouter, type KeysRouterOptions as HonoKeysRouterOptions } from '../hono/router.js'
 import { answerFor } from '../http/problem.js'
 import { type ExpressRequestLike, type KeywardErrorHandler, type KeywardRequestHandler, prepare, send } from './node-http.js'
@@ -68,7 +68,11 @@ export function createKeysRouter<Req extends ExpressRequestLike = ExpressRequest
     const actor = authenticate === undefined ? null : ((await authenticate(req)) ?? null)
     const { request, discardBody } = toWebRequest(req)
     try {
-      const response = await bridge.fetch(request, { [ACTOR_BINDING]: actor, [PATH_BINDING]: relativePath(req.url) })
+      const response = await bridge.fetch(request, {
+        [ACTOR_BINDING]: actor,
+        [PATH_BINDING]: relativePath(req.url),
+        [CLIENT_ADDRESS_BINDING]: req.socket?.remoteAddress,
+      })
       await writeResponse(req, res, response)
     } finally {
       discardBody()

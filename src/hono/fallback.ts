@@ -9,7 +9,9 @@ import type { Actor } from '../core/types.js'
  */
 export const ACTOR_BINDING = 'keywardActor'
 export const PATH_BINDING = 'keywardPath'
-export type KeysRouterBindings = { [ACTOR_BINDING]?: Actor | null; [PATH_BINDING]?: string }
+/** The socket's peer address of a bridged request (Express): the router applies `trustProxy` to it. */
+export const CLIENT_ADDRESS_BINDING = 'keywardClientAddress'
+export type KeysRouterBindings = { [ACTOR_BINDING]?: Actor | null; [PATH_BINDING]?: string; [CLIENT_ADDRESS_BINDING]?: string }
 
 /**
  * A Hono app that routes `router` on the path named in `env[PATH_BINDING]` instead of the request

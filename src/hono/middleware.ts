@@ -1,7 +1,9 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
+import type { RequestFacts } from '../core/controls/enforcer.js'
 import type { Keyward } from '../core/keyward.js'
 import type { VerifiedKey } from '../core/types.js'
+import { spendCredits as spendKeyCredits } from '../core/verification/verifier.js'
 import {
   answerFor,
   fetchHeader,
@@ -9,9 +11,12 @@ import {
   type KeyExtractionOptions,
   keyExtractor,
   problemAnswer,
+  refusalAnswer,
   rejectionAnswers,
   toResponse,
 } from '../http/problem.js'
+import { limitHeaders } from '../http/ratelimit-headers.js'
+import { type ControlOptions, requestFacts } from '../http/request-facts.js'
 import { defaultKeyward } from '../index.js'
 import { answerBeforeBody } from './body.js'
 
@@ -23,12 +28,28 @@ import { answerBeforeBody } from './body.js'
  */
 export type ApiKeyVariables = { apiKey: VerifiedKey }
 
-export interface ApiKeyAuthOptions extends KeyExtractionOptions {
+export interface ApiKeyAuthOptions<R = Context> extends KeyExtractionOptions, ControlOptions<R> {
   /**
    * The keyward instance to verify against.
    * @default the shared zero-config instance (see `defaultKeyward()` in `keyward`)
    */
   keyward?: Keyward
+  /**
+   * The socket's peer address on runtimes other than Node (`@hono/node-server` is read by
+   * default). Only keys with an IP allowlist ask for it.
+   * @default c.env.incoming.socket.remoteAddress
+   */
+  clientAddress?: (c: R) => string | undefined
+}
+
+/** The peer address `@hono/node-server` exposes, without importing it. */
+export function nodeSocketAddress(c: Context): string | undefined {
+  return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress
+}
+
+/** How `apiKeyAuth` and the keys router learn a Hono request's client address and cost. */
+export function honoRequestFacts(options: ApiKeyAuthOptions): RequestFacts<Context> {
+  return requestFacts(options, options.clientAddress ?? nodeSocketAddress, (c) => c.req.raw.headers.get('x-forwarded-for'))
 }
 
 /**
@@ -45,15 +66,19 @@ export interface ApiKeyAuthOptions extends KeyExtractionOptions {
  */
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler<{ Variables: ApiKeyVariables }> {
   const extract = keyExtractor(options)
-  const answers = rejectionAnswers(options.realm ?? 'keyward')
+  const realm = options.realm ?? 'keyward'
+  const answers = rejectionAnswers(realm)
+  const facts = honoRequestFacts(options)
   let instance = options.keyward
   return async function apiKeyAuthMiddleware(c, next) {
     const presented = extract(c.req.raw.headers, fetchHeader)
     if (presented === undefined) return reject(c, answers.missing_api_key)
     instance ??= defaultKeyward()
-    let decision = instance.verifyFast(presented)
+    let decision = instance.verifyFast(presented, c, facts)
     if (decision instanceof Promise) decision = await decision
-    if (!decision.ok) return reject(c, answers[decision.code])
+    if (!decision.ok) return reject(c, refusalAnswer(decision, answers, realm, identity))
+    // A limited key's every answer, 2xx included, tells its limits (IETF RateLimit headers).
+    if (decision.limits !== undefined) for (const [name, value] of Object.entries(limitHeaders(decision.limits))) c.header(name, value)
     c.set('apiKey', decision.key)
     await next()
   }
@@ -85,6 +110,23 @@ export function requireScopes(...scopes: string[]): MiddlewareHandler<{ Variable
 }
 
 /**
+ * Spends up to `amount` more credits of the request's key after the handler did its work (e.g.
+ * tokens generated): never below 0 and never refused. Resolves to what was charged and what is
+ * left, or null when the key has no credits (or the route is not behind `apiKeyAuth()`).
+ *
+ * @example
+ * app.post('/v1/complete', async (c) => {
+ *   const answer = await model.complete(...)
+ *   await spendCredits(c, answer.tokens)
+ *   return c.json(answer)
+ * })
+ */
+export function spendCredits(c: Context, amount: number): Promise<{ charged: number; remaining: number } | null> {
+  const key = c.get('apiKey') as VerifiedKey | undefined
+  return key === undefined ? Promise.resolve(null) : spendKeyCredits(key, amount)
+}
+
+/**
  * Rejects as Hono's own `bearerAuth` does: throws an `HTTPException` carrying the ready response,
  * so a host's `app.onError` sees it. A body the request may carry is drained first (bounded), so
  * the connection stays usable (`answerBeforeBody`); a request without one is rejected at once.
@@ -105,3 +147,5 @@ function exception(answer: HttpAnswer, response: Response): HTTPException {
     Error.stackTraceLimit = limit
   }
 }
+
+const identity = <T>(value: T): T => value

@@ -1,23 +1,27 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
-import { fail, type KeywardError, type Result } from '../core/errors.js'
+import { fromWireRateLimits } from '../core/controls/schemas.js'
+import { fail, type KeywardError } from '../core/errors.js'
 import type { Keyward } from '../core/keyward.js'
 import { fieldErrors } from '../core/schemas.js'
 import type { Actor } from '../core/types.js'
+import { keyActor } from '../core/verification/verifier.js'
 import { DRAIN_LIMIT_FACTOR } from '../http/body.js'
 import { fetchHeader, type KeyExtractionOptions, keyExtractor } from '../http/problem.js'
+import { limitHeaders } from '../http/ratelimit-headers.js'
 import { toCreatedObject, toDeliveryObject, toKeyObject, toRotatedObject, toUsageObject } from '../http/serialize.js'
 import { defaultKeyward } from '../index.js'
 import { answerBeforeBody, readBodyFirst } from './body.js'
-import { ACTOR_BINDING, type KeysRouterBindings, routeFallback } from './fallback.js'
+import { ACTOR_BINDING, CLIENT_ADDRESS_BINDING, type KeysRouterBindings, routeFallback } from './fallback.js'
+import { type ApiKeyAuthOptions, honoRequestFacts, nodeSocketAddress } from './middleware.js'
 import { DEFAULT_OPENAPI_INFO, routerOpenApiDocument } from './openapi-document.js'
 import { problemJson } from './problem.js'
 import { routes } from './routes.js'
 
 export { ACTOR_BINDING, type KeysRouterBindings } from './fallback.js'
 
-export interface KeysRouterOptions extends KeyExtractionOptions {
+export interface KeysRouterOptions extends KeyExtractionOptions, Pick<ApiKeyAuthOptions, 'trustProxy' | 'clientAddress'> {
   /** @default the shared zero-config instance */
   keyward?: Keyward
   /**
@@ -65,6 +69,11 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
   const maxBodyBytes = options.maxBodyBytes ?? 16_384
   const instance = (): Keyward => options.keyward ?? defaultKeyward()
   const problem = (c: Context, error: KeywardError, headers?: Record<string, string>) => problemJson(c, error, realm, headers)
+  // Bridged requests (Express) carry the socket's address in env; mounted ones have @hono/node-server's.
+  const facts = honoRequestFacts({
+    trustProxy: options.trustProxy,
+    clientAddress: options.clientAddress ?? ((c) => c.env?.[CLIENT_ADDRESS_BINDING] ?? nodeSocketAddress(c)),
+  })
 
   const app = new OpenAPIHono<RouterEnv>({
     defaultHook: (result, c) => {
@@ -99,7 +108,7 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     if (c.req.method === 'GET' && c.req.path.endsWith('/openapi.json') && options.openapi !== false) return next()
     const actor = await resolveActor(c)
     // Answered before the body is read: keep-alive connections must stay usable (issue 12).
-    if (!actor.ok) return answerBeforeBody(c, problem(c, actor.error), DRAIN_LIMIT_FACTOR * maxBodyBytes)
+    if (!actor.ok) return answerBeforeBody(c, problem(c, actor.error, actor.headers), DRAIN_LIMIT_FACTOR * maxBodyBytes)
     c.set('actor', actor.value)
     await next()
   })
@@ -108,21 +117,22 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     readBodyFirst(maxBodyBytes, (c) => problem(c, fail('payload_too_large', `The request body exceeds ${maxBodyBytes} bytes.`).error)),
   )
 
-  async function resolveActor(c: Context<RouterEnv>): Promise<Result<Actor>> {
+  async function resolveActor(
+    c: Context<RouterEnv>,
+  ): Promise<{ ok: true; value: Actor } | { ok: false; error: KeywardError; headers?: Record<string, string> }> {
     const bridged = c.env?.[ACTOR_BINDING]
     if (bridged) return { ok: true, value: bridged }
     const hosted = await options.authenticate?.(c)
     if (hosted) return { ok: true, value: hosted }
     const presented = acceptApiKeys ? extract(c.req.raw.headers, fetchHeader) : undefined
     if (presented === undefined) return acceptApiKeys ? fail('missing_api_key') : fail('unauthenticated')
-    // Verifying counts a use of the calling key: management calls made with a key are uses of it.
-    const decision = await instance().verify(presented)
-    if (!decision.ok) return fail(decision.code)
-    const key = decision.key
-    return {
-      ok: true,
-      value: { tenantId: key.tenantId, projectId: key.projectId, scopes: key.scopes, environment: key.environment, keyId: key.id },
-    }
+    // Verifying counts a use of the calling key: management calls made with a key are uses of it,
+    // and its controls (IP allowlist, rate limits, credits) apply to them.
+    const decision = await instance().verify(presented, c, facts)
+    const headers = decision.limits === undefined ? undefined : limitHeaders(decision.limits)
+    if (!decision.ok) return { ...fail(decision.code, decision.detail), headers }
+    if (headers !== undefined) for (const [name, value] of Object.entries(headers)) c.header(name, value)
+    return { ok: true, value: keyActor(decision) }
   }
 
   const router = app
@@ -138,6 +148,9 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
         expiresInSeconds: body.expires_in_seconds,
         rotationIntervalDays: body.rotation_interval_days,
         rotationWebhookUrl: body.rotation_webhook_url,
+        rateLimits: body.rate_limits === undefined ? undefined : fromWireRateLimits(body.rate_limits),
+        credits: body.credits,
+        allowedIps: body.allowed_ips,
       })
       return result.ok ? c.json(toCreatedObject(result.value), 201) : problem(c, result.error)
     })
@@ -171,6 +184,10 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
         expiresAt: body.expires_at,
         rotationIntervalDays: body.rotation_interval_days,
         rotationWebhookUrl: body.rotation_webhook_url,
+        rateLimits: body.rate_limits === undefined ? undefined : fromWireRateLimits(body.rate_limits),
+        credits: body.credits,
+        allowedIps: body.allowed_ips,
+        enabled: body.enabled,
       })
       return result.ok ? c.json(toKeyObject(result.value), 200) : problem(c, result.error)
     })

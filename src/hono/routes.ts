@@ -35,6 +35,7 @@ const errorResponses = {
   409: problemResponse('The key’s state does not allow this (revoked, expired or rotated)'),
   413: problemResponse('Body too large'),
   415: problemResponse('Not JSON'),
+  429: problemResponse('The calling key is rate limited or out of credits (management calls are uses of it)'),
   500: problemResponse('A bug; the body carries no stack'),
   503: problemResponse('The key store is unreachable'),
 }

@@ -1,3 +1,4 @@
+import type { LimitReport } from '../core/controls/enforcer.js'
 import {
   ERRORS,
   type ErrorCode,
@@ -7,6 +8,7 @@ import {
   type VerifyErrorCode,
   wwwAuthenticate,
 } from '../core/errors.js'
+import { limitHeaders } from './ratelimit-headers.js'
 
 /**
  * The one place where an error value becomes HTTP: status, headers and an RFC 9457 body. Both the
@@ -30,7 +32,7 @@ export function problemAnswer(
   const headers: Record<string, string> = { 'content-type': PROBLEM_JSON }
   const challenge = wwwAuthenticate(error.code, options.realm, error.detail, options.scope)
   if (challenge !== undefined) headers['www-authenticate'] = challenge
-  if (error.code === 'store_unavailable') headers['retry-after'] = '1'
+  if (error.code === 'store_unavailable' || error.code === 'limiter_unavailable') headers['retry-after'] = '1'
   return { status: problem.status, headers, body: JSON.stringify(problem), detail: problem.detail }
 }
 
@@ -47,6 +49,11 @@ const REJECTION_CODES: readonly RejectionCode[] = [
   'api_key_revoked',
   'api_key_expired',
   'api_key_rotated',
+  'api_key_disabled',
+  'ip_not_allowed',
+  'rate_limited',
+  'credits_exhausted',
+  'limiter_unavailable',
   'store_unavailable',
 ]
 
@@ -118,4 +125,20 @@ export function keyExtractor(
 /** The header lookup for a fetch `Headers` object (Hono). */
 export function fetchHeader(headers: Headers, name: string): string | null {
   return headers.get(name)
+}
+
+/**
+ * The answer to a refused verification: the precomputed one, or — for a limited key — one with
+ * its own detail (which limit) and its `RateLimit-Policy`, `RateLimit` and `Retry-After` headers.
+ */
+export function refusalAnswer<T>(
+  decision: { code: VerifyErrorCode; limits?: LimitReport; detail?: string },
+  answers: Record<RejectionCode, T>,
+  realm: string,
+  encode: (answer: HttpAnswer) => T,
+): T {
+  if (decision.limits === undefined && decision.detail === undefined) return answers[decision.code]
+  const answer = problemAnswer({ code: decision.code, detail: decision.detail ?? ERRORS[decision.code].detail }, { realm })
+  if (decision.limits !== undefined) Object.assign(answer.headers, limitHeaders(decision.limits))
+  return encode(answer)
 }

@@ -1,4 +1,5 @@
 import { type Credits, nextPeriodStart, periodStart } from '../core/controls/credits.js'
+import type { LimitReport } from '../core/controls/enforcer.js'
 import type { LimitResult, LimitState, LimitSubject } from '../core/controls/rate-limit.js'
 import { CREDITS_POLICY_NAME } from '../core/controls/schemas.js'
 
@@ -93,4 +94,28 @@ function seconds(ms: number): number {
 /** An sf-string (RFC 9651 §3.3.3): printable ASCII, `"` and `\` escaped. Names are validated to a safe charset before they get here. */
 function sfString(text: string): string {
   return `"${text.replace(/[^\x20-\x7e]/g, '').replace(/["\\]/g, '\\$&')}"`
+}
+
+/** `RateLimit-Policy` of each key's subjects, built once (they are frozen per cache fill). */
+const policies = new WeakMap<readonly LimitSubject[], string | undefined>()
+
+/**
+ * The rate-limit headers of a limited key's response, from what verification reported. Header
+ * names are lower-case, as both adapters set them.
+ */
+export function limitHeaders(report: LimitReport): Record<string, string> {
+  let policy = policies.get(report.subjects)
+  if (policy === undefined && !policies.has(report.subjects)) {
+    policy = rateLimitPolicyHeader(report.subjects, null, 0)
+    policies.set(report.subjects, policy)
+  }
+  // A credits refill's window is the current month's length: not cached with the limits.
+  if (report.refill !== null) {
+    const credits = rateLimitPolicyHeader([], { refill: report.refill }, Date.now())
+    policy = policy === undefined ? credits : `${policy}, ${credits}`
+  }
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(limitResultHeaders(report.result, policy, report.creditsResetMs)))
+    headers[name.toLowerCase()] = value
+  return headers
 }

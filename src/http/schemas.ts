@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { allowedIpsSchema, creditsSchema, rateLimitsWireSchema } from '../core/controls/schemas.js'
 import {
   environmentSchema,
   expiresInSecondsSchema,
@@ -32,6 +33,9 @@ export const createKeyBody = z
       expires_in_seconds: expiresInSecondsSchema.optional().meta({ description: 'Alternative to expires_at.' }),
       rotation_interval_days: rotationIntervalDaysSchema.optional().meta({ description: 'Rotate automatically every N days.' }),
       rotation_webhook_url: webhookUrlSchema.optional().meta({ description: 'Receives the new key of each scheduled rotation.' }),
+      rate_limits: rateLimitsWireSchema.optional(),
+      credits: creditsSchema.optional(),
+      allowed_ips: allowedIpsSchema.optional(),
     },
     fieldWording,
   )
@@ -46,6 +50,13 @@ export const updateKeyBody = z
       expires_at: isoDateTime.nullable().optional(),
       rotation_interval_days: rotationIntervalDaysSchema.nullable().optional(),
       rotation_webhook_url: webhookUrlSchema.nullable().optional(),
+      rate_limits: rateLimitsWireSchema.optional(),
+      credits: creditsSchema
+        .nullable()
+        .optional()
+        .meta({ description: 'New credits (remaining is set, not added to), or null to remove them.' }),
+      allowed_ips: allowedIpsSchema.optional(),
+      enabled: z.boolean(fieldWording).optional().meta({ description: 'false disables the key (401 api_key_disabled); true enables it.' }),
     },
     fieldWording,
   )
@@ -120,6 +131,15 @@ export const keyObjectSchema = z
     rotation_interval_days: z.number().nullable(),
     next_rotation_at: instant.nullable(),
     rotation_webhook_url: z.string().nullable(),
+    rate_limits: z.array(z.object({ name: z.string(), limit: z.number(), window_ms: z.number() })),
+    credits: z
+      .object({
+        remaining: z.number(),
+        refill: z.object({ amount: z.number(), interval: z.enum(['day', 'month']) }).nullable(),
+      })
+      .nullable(),
+    allowed_ips: z.array(z.string()),
+    enabled: z.boolean(),
   })
   .meta({ id: 'ApiKey' })
 
@@ -149,7 +169,14 @@ export const usageSchema = z
     days_since_last_use: z.number().nullable(),
     total_requests: z.number(),
     key_ids: z.array(z.string()),
-    daily: z.array(z.object({ date: z.string(), requests: z.number() })),
+    daily: z.array(
+      z.object({
+        date: z.string(),
+        requests: z.number().meta({ description: 'Requests admitted.' }),
+        rate_limited: z.number().meta({ description: 'Requests refused by a rate limit.' }),
+        credits_refused: z.number().meta({ description: 'Requests refused for lack of credits.' }),
+      }),
+    ),
   })
   .meta({ id: 'ApiKeyUsage' })
 

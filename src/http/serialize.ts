@@ -1,4 +1,5 @@
 import type { z } from 'zod'
+import { toWireRateLimits } from '../core/controls/schemas.js'
 import type { CreatedKey, RotatedKey } from '../core/management/keys.js'
 import type { ApiKey, DeliveryView, KeyUsage } from '../core/types.js'
 import type { createdKeySchema, deliverySchema, keyObjectSchema, rotatedKeySchema, usageSchema } from './schemas.js'
@@ -41,6 +42,10 @@ export function toKeyObject(key: ApiKey): KeyObject {
     rotation_interval_days: key.rotationIntervalDays,
     next_rotation_at: iso(key.nextRotationAt),
     rotation_webhook_url: key.rotationWebhookUrl,
+    rate_limits: toWireRateLimits(key.rateLimits),
+    credits: key.credits,
+    allowed_ips: key.allowedIps,
+    enabled: key.enabled,
   }
 }
 
@@ -75,7 +80,12 @@ export function toUsageObject(usage: KeyUsage): UsageObject {
     days_since_last_use: usage.daysSinceLastUse,
     total_requests: usage.totalRequests,
     key_ids: usage.keyIds,
-    daily: usage.daily,
+    daily: usage.daily.map((day) => ({
+      date: day.date,
+      requests: day.requests,
+      rate_limited: day.rateLimited,
+      credits_refused: day.creditsRefused,
+    })),
   }
 }
 

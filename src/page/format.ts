@@ -64,6 +64,7 @@ export const STATUS_LABELS: Record<KeyStatus, string> = {
   active: 'Active',
   expired: 'Expired',
   revoked: 'Revoked',
+  disabled: 'Disabled',
   rotating: 'Rotating',
   rotated: 'Rotated',
 }

@@ -1,6 +1,6 @@
 import { and, type Column, eq, gt, inArray, isNotNull, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm'
-import type { RotateRequest } from '../core/store.js'
-import type { KeyStatus, ListCursor, ListKeysQuery } from '../core/types.js'
+import type { CreditAdjustment, RotateRequest } from '../core/store.js'
+import type { KeyPatch, KeyStatus, ListCursor, ListKeysQuery, UsageIncrement } from '../core/types.js'
 
 /**
  * The WHERE clauses every dialect shares: drizzle's operators are dialect-neutral, so what a query
@@ -18,6 +18,7 @@ export interface KeyColumns {
   graceExpiresAt: Column
   createdAt: Column
   nextRotationAt: Column
+  disabledAt: Column
 }
 
 export interface DeliveryColumns {
@@ -91,28 +92,27 @@ export function usageSince(table: { keyId: Column; day: Column }, keyIds: string
 }
 
 export function statusCondition(
-  table: Pick<KeyColumns, 'revokedAt' | 'expiresAt' | 'replacedByKeyId' | 'graceExpiresAt'>,
+  table: Pick<KeyColumns, 'revokedAt' | 'expiresAt' | 'replacedByKeyId' | 'graceExpiresAt' | 'disabledAt'>,
   status: KeyStatus,
   now: Date,
 ): SQL {
   const notRevoked = isNull(table.revokedAt)
   const notExpired = or(isNull(table.expiresAt), gt(table.expiresAt, now)) as SQL
+  // Revoked, then expired, then disabled, then the rotation states: the order of `statusOf`.
+  const live = and(notRevoked, notExpired, isNull(table.disabledAt)) as SQL
   switch (status) {
     case 'revoked':
       return isNotNull(table.revokedAt)
     case 'expired':
       return and(notRevoked, isNotNull(table.expiresAt), lte(table.expiresAt, now)) as SQL
+    case 'disabled':
+      return and(notRevoked, notExpired, isNotNull(table.disabledAt)) as SQL
     case 'active':
-      return and(notRevoked, notExpired, isNull(table.replacedByKeyId)) as SQL
+      return and(live, isNull(table.replacedByKeyId)) as SQL
     case 'rotating':
-      return and(notRevoked, notExpired, isNotNull(table.replacedByKeyId), gt(table.graceExpiresAt, now)) as SQL
+      return and(live, isNotNull(table.replacedByKeyId), gt(table.graceExpiresAt, now)) as SQL
     case 'rotated':
-      return and(
-        notRevoked,
-        notExpired,
-        isNotNull(table.replacedByKeyId),
-        or(isNull(table.graceExpiresAt), lte(table.graceExpiresAt, now)),
-      ) as SQL
+      return and(live, isNotNull(table.replacedByKeyId), or(isNull(table.graceExpiresAt), lte(table.graceExpiresAt, now))) as SQL
   }
 }
 
@@ -121,11 +121,13 @@ export function afterCursor(table: { createdAt: Column; id: Column | SQL }, curs
   return or(lt(table.createdAt, cursor.createdAt), and(eq(table.createdAt, cursor.createdAt), sql`${table.id} < ${cursor.id}`)) as SQL
 }
 
-/** One usage row per (key, UTC day): the summed count and the latest use, in milliseconds. */
+/** One usage row per (key, UTC day): the summed counts and the latest use, in milliseconds (0: none). */
 export interface UsageRow {
   keyId: string
   day: string
   count: number
+  rateLimited: number
+  creditsRefused: number
   lastUsedAt: number
 }
 
@@ -133,17 +135,74 @@ export interface UsageRow {
  * The increments of a flush as one row per (key, day): a multi-row upsert may not touch one row
  * twice (PostgreSQL). Lock order is the SQL's business (the PostgreSQL statement sorts its rows).
  */
-export function usageRows(increments: readonly { keyId: string; day: string; count: number; lastUsedAt: Date }[]): UsageRow[] {
+export function usageRows(increments: readonly UsageIncrement[]): UsageRow[] {
   const rows = new Map<string, UsageRow>()
-  for (const { keyId, day, count, lastUsedAt } of increments) {
-    const id = `${keyId}\u0000${day}`
-    const at = lastUsedAt.getTime()
+  for (const increment of increments) {
+    const id = `${increment.keyId}\u0000${increment.day}`
+    const at = increment.lastUsedAt?.getTime() ?? 0
     const row = rows.get(id)
-    if (row === undefined) rows.set(id, { keyId, day, count, lastUsedAt: at })
-    else {
-      row.count += count
+    if (row === undefined) {
+      rows.set(id, {
+        keyId: increment.keyId,
+        day: increment.day,
+        count: increment.count,
+        rateLimited: increment.rateLimited ?? 0,
+        creditsRefused: increment.creditsRefused ?? 0,
+        lastUsedAt: at,
+      })
+    } else {
+      row.count += increment.count
+      row.rateLimited += increment.rateLimited ?? 0
+      row.creditsRefused += increment.creditsRefused ?? 0
       if (at > row.lastUsedAt) row.lastUsedAt = at
     }
   }
   return [...rows.values()]
+}
+
+/**
+ * A patch as the columns it sets. Setting credits writes its four columns and moves
+ * `credits_version` on in SQL (never a read-modify-write), so what any process leased or counted
+ * under the earlier setting can never be added back to the new one.
+ */
+export function patchColumns(patch: KeyPatch, creditsVersion: Column, now: Date): Record<string, unknown> {
+  const { credits, ...rest } = patch
+  const set: Record<string, unknown> = { ...rest, updatedAt: now }
+  if (credits !== undefined) {
+    set.creditsRemaining = credits.remaining
+    set.creditsRefillAmount = credits.refillAmount
+    set.creditsRefillInterval = credits.refillInterval
+    set.creditsRefilledAt = credits.refilledAt
+    set.creditsVersion = sql`${creditsVersion} + 1`
+  }
+  return set
+}
+
+/** The credit columns of a key, for the store's credit operations (see `effectiveCredits`). */
+export function creditColumns<T extends CreditColumns>(table: T): Pick<T, keyof CreditColumns> {
+  return {
+    creditsRemaining: table.creditsRemaining,
+    creditsRefillAmount: table.creditsRefillAmount,
+    creditsRefillInterval: table.creditsRefillInterval,
+    creditsRefilledAt: table.creditsRefilledAt,
+    creditsVersion: table.creditsVersion,
+  }
+}
+
+export interface CreditColumns {
+  creditsRemaining: Column
+  creditsRefillAmount: Column
+  creditsRefillInterval: Column
+  creditsRefilledAt: Column
+  creditsVersion: Column
+}
+
+/** The row whose credits are still the setting and period an adjustment was counted under. */
+export function creditSetting(table: KeyColumns & CreditColumns, item: CreditAdjustment): SQL {
+  return and(eq(table.id, item.keyId), eq(table.creditsVersion, item.version), eq(table.creditsRefilledAt, item.refilledAt)) as SQL
+}
+
+/** Whether a row's credits (with a due refill applied) are the setting and period of an adjustment. */
+export function sameSetting(row: { creditsVersion: number }, effective: { refilledAtMs: number }, item: CreditAdjustment): boolean {
+  return row.creditsVersion === item.version && effective.refilledAtMs === item.refilledAt.getTime()
 }

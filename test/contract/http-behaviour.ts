@@ -866,7 +866,10 @@ export function describeHttpBehaviour(name: string, startServer: StartServer, op
           ['/api-keys?limit=0', [{ field: 'limit', message: 'must be at least 1' }]],
           ['/api-keys?limit=101', [{ field: 'limit', message: 'must be at most 100' }]],
           ['/api-keys?limit=1.5', [{ field: 'limit', message: 'must be a whole number' }]],
-          ['/api-keys?status=deleted', [{ field: 'status', message: 'must be one of: active, expired, revoked, rotating, rotated' }]],
+          [
+            '/api-keys?status=deleted',
+            [{ field: 'status', message: 'must be one of: active, expired, revoked, disabled, rotating, rotated' }],
+          ],
           [`/api-keys?cursor=${'x'.repeat(513)}`, [{ field: 'cursor', message: 'must be at most 512 characters' }]],
           ['/api-keys?colour=red', [{ field: 'colour', message: 'is not a known field' }]],
           [

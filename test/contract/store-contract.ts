@@ -43,6 +43,14 @@ export function makeRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord 
     nextRotationAt: null,
     rotationWebhookUrl: null,
     rotationWebhookSecret: null,
+    rateLimits: [],
+    allowedIps: [],
+    creditsRemaining: null,
+    creditsRefillAmount: null,
+    creditsRefillInterval: null,
+    creditsRefilledAt: null,
+    creditsVersion: 0,
+    disabledAt: null,
     ...overrides,
   }
 }
@@ -318,10 +326,12 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect(await store.totalRequests([a.id, b.id])).toBe(17)
       expect(await store.totalRequests([])).toBe(0)
       expect(await store.usageByDay([a.id], '2026-03-01')).toEqual([
-        { day: '2026-03-01', count: 13 },
-        { day: '2026-03-02', count: 3 },
+        { day: '2026-03-01', count: 13, rateLimited: 0, creditsRefused: 0 },
+        { day: '2026-03-02', count: 3, rateLimited: 0, creditsRefused: 0 },
       ])
-      expect(await store.usageByDay([a.id, b.id], '2026-03-02')).toEqual([{ day: '2026-03-02', count: 3 }])
+      expect(await store.usageByDay([a.id, b.id], '2026-03-02')).toEqual([
+        { day: '2026-03-02', count: 3, rateLimited: 0, creditsRefused: 0 },
+      ])
       expect((await store.findKey('tenant_a', a.id))?.lastUsedAt).toEqual(at(50))
       expect((await store.findKey('tenant_a', b.id))?.lastUsedAt).toEqual(at(30))
     })
@@ -341,8 +351,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const ids = keys.map((key) => key.id)
       expect(await store.totalRequests(ids)).toBe((2000 * 2001) / 2 + 2000 * 3)
       expect(await store.usageByDay(ids, '2026-03-01')).toEqual([
-        { day: '2026-03-01', count: (2000 * 2001) / 2 + 2000 * 2 },
-        { day: '2026-03-02', count: 2000 },
+        { day: '2026-03-01', count: (2000 * 2001) / 2 + 2000 * 2, rateLimited: 0, creditsRefused: 0 },
+        { day: '2026-03-02', count: 2000, rateLimited: 0, creditsRefused: 0 },
       ])
       const last = keys[1999] as ApiKeyRecord
       expect((await store.findKey('tenant_a', last.id))?.lastUsedAt).toEqual(at(101_999))
@@ -406,6 +416,82 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect(await store.listDeliveries('tenant_b', [key.id])).toEqual([])
       // Lock expired, still pending: claimable again.
       expect((await store.claimDeliveries(at(41), at(80), 10)).length).toBe(5)
+    })
+
+    it('counts refused requests per day apart from uses, and never moves last_used_at for them', async () => {
+      const key = makeRecord()
+      await store.insertKey(key)
+      await store.recordUsage([
+        { keyId: key.id, day: '2026-03-01', count: 2, lastUsedAt: at(10) },
+        { keyId: key.id, day: '2026-03-01', count: 0, rateLimited: 3, lastUsedAt: null },
+      ])
+      await store.recordUsage([{ keyId: key.id, day: '2026-03-01', count: 0, rateLimited: 1, creditsRefused: 4, lastUsedAt: null }])
+      expect(await store.usageByDay([key.id], '2026-03-01')).toEqual([{ day: '2026-03-01', count: 2, rateLimited: 4, creditsRefused: 4 }])
+      expect(await store.totalRequests([key.id])).toBe(2)
+      expect((await store.findKey('tenant_a', key.id))?.lastUsedAt).toEqual(at(10))
+      const refusedOnly = makeRecord()
+      await store.insertKey(refusedOnly)
+      await store.recordUsage([{ keyId: refusedOnly.id, day: '2026-03-01', count: 0, rateLimited: 1, lastUsedAt: null }])
+      expect((await store.findKey('tenant_a', refusedOnly.id))?.lastUsedAt).toBeNull()
+    })
+
+    it('leases credits atomically: concurrent leases of two connections never hand out more than the key has', async () => {
+      const key = makeRecord({ creditsRemaining: 30, creditsRefilledAt: T0 })
+      await store.insertKey(key)
+      const other = await another()
+      const leases = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store : other).leaseCredits(key.id, 4, at(1))))
+      const granted = leases.reduce((sum, lease) => sum + (lease?.granted ?? 0), 0)
+      expect(granted).toBe(30)
+      expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(0)
+      expect(await store.leaseCredits(makeRecord().id, 1, at(1))).toBeNull()
+      const uncredited = makeRecord()
+      await store.insertKey(uncredited)
+      expect(await store.leaseCredits(uncredited.id, 1, at(1))).toBeNull()
+    })
+
+    it('gives back unspent credits only to the setting and period they were leased from', async () => {
+      const key = makeRecord({ creditsRemaining: 10, creditsRefilledAt: T0 })
+      await store.insertKey(key)
+      const lease = await store.leaseCredits(key.id, 6, at(1))
+      expect(lease).toEqual({ granted: 6, remaining: 4, version: 0, refilledAt: T0 })
+      await store.returnCredits([{ keyId: key.id, version: 0, refilledAt: T0, amount: 2 }])
+      expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(6)
+      // Credits set anew (a PATCH moves the version on): an earlier lease's rest is not added to them.
+      await store.updateKey(
+        'tenant_a',
+        key.id,
+        { credits: { remaining: 100, refillAmount: null, refillInterval: null, refilledAt: at(2) } },
+        at(2),
+      )
+      const patched = await store.findKey('tenant_a', key.id)
+      expect(patched).toMatchObject({ creditsRemaining: 100, creditsVersion: 1, creditsRefilledAt: at(2) })
+      await store.returnCredits([{ keyId: key.id, version: 0, refilledAt: T0, amount: 4 }])
+      expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(100)
+    })
+
+    it('refills once when a new period begins, in the same step as a lease, and settles spending of the current period only', async () => {
+      const day1 = new Date('2026-03-01T00:00:00.000Z')
+      const day2 = new Date('2026-03-02T00:00:00.000Z')
+      const key = makeRecord({ creditsRemaining: 3, creditsRefillAmount: 50, creditsRefillInterval: 'day', creditsRefilledAt: day1 })
+      await store.insertKey(key)
+      // Two connections lease on the next day: the refill happens once, not per lease.
+      const other = await another()
+      const [a, b] = await Promise.all([store.leaseCredits(key.id, 10, at(86_400)), other.leaseCredits(key.id, 10, at(86_400))])
+      expect((a?.granted ?? 0) + (b?.granted ?? 0)).toBe(20)
+      expect(a?.refilledAt).toEqual(day2)
+      expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(30)
+      // Spending counted elsewhere (Redis) in this period is subtracted; yesterday's is dropped.
+      await store.settleCredits(
+        [
+          { keyId: key.id, version: 0, refilledAt: day2, amount: 5 },
+          { keyId: key.id, version: 0, refilledAt: day1, amount: 7 },
+        ],
+        at(86_401),
+      )
+      expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(25)
+      // Settling never goes below zero.
+      await store.settleCredits([{ keyId: key.id, version: 0, refilledAt: day2, amount: 999 }], at(86_402))
+      expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(0)
     })
   })
 }

@@ -59,6 +59,36 @@ export function currentRemaining(credits: Credits, refilledAtMs: number, nowMs: 
   return credits.remaining
 }
 
+/** The credit columns of a key row, as stores read them. */
+export interface StoredCredits {
+  creditsRemaining: number | null
+  creditsRefillAmount: number | null
+  creditsRefillInterval: RefillInterval | null
+  creditsRefilledAt: Date | null
+  creditsVersion: number
+}
+
+/**
+ * What a key's credits are at `nowMs`, and the start of the period they belong to: a refill due
+ * since they were last written counts as done. Stores write this back before they lease or
+ * settle, so every process applies a period's refill once, in the same statement as its change.
+ */
+export function effectiveCredits(stored: StoredCredits, nowMs: number): { remaining: number; refilledAtMs: number } | null {
+  if (stored.creditsRemaining === null) return null
+  const refilledAtMs = stored.creditsRefilledAt?.getTime() ?? 0
+  if (stored.creditsRefillAmount === null || stored.creditsRefillInterval === null)
+    return { remaining: stored.creditsRemaining, refilledAtMs }
+  const start = periodStart(stored.creditsRefillInterval, nowMs)
+  if (refilledAtMs < start) return { remaining: stored.creditsRefillAmount, refilledAtMs: start }
+  return { remaining: stored.creditsRemaining, refilledAtMs }
+}
+
+/** The counter name of a key's credits as stored at `nowMs`: its setting and its period (see `creditEpoch`). */
+export function storedCreditEpoch(stored: StoredCredits, nowMs: number): string | null {
+  const effective = effectiveCredits(stored, nowMs)
+  return effective === null ? null : `${stored.creditsVersion}:${effective.refilledAtMs}`
+}
+
 /**
  * The name of the counter that holds a key's credits right now: `<version>` without refill,
  * `<version>:<period start>` with one. A PATCH of credits (a new version) or a new refill period
@@ -148,6 +178,17 @@ export class CreditLedger {
   /** What this process may still spend for the key's epoch (seeding it if new). */
   available(keyId: string, epoch: string, seed = 0): number {
     return this.#entry(keyId, epoch, seed).available
+  }
+
+  /** What this process holds for the key's epoch, without seeding or replacing anything (0 if another epoch). */
+  peek(keyId: string, epoch: string): number {
+    const entry = this.#entries.get(keyId)
+    return entry !== undefined && entry.epoch === epoch ? entry.available : 0
+  }
+
+  /** The epoch this process holds credits of for the key, if any. */
+  epochOf(keyId: string): string | undefined {
+    return this.#entries.get(keyId)?.epoch
   }
 
   /** Adds a leased block to what this process may spend. */

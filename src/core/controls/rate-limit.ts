@@ -80,6 +80,11 @@ export type LimitResult =
   | { ok: false; code: 'credits_exhausted'; states: readonly LimitState[]; credits: CreditsLeft }
   /** Redis is unreachable and the limiter fails closed (or credits cannot be checked safely). */
   | { ok: false; code: 'limiter_unavailable'; states: readonly LimitState[] }
+  /**
+   * Redis has no counter for this credit epoch and the charge gave no seed (`seed < 0`): the
+   * caller reads the database and asks again with a seed. Never reaches a client.
+   */
+  | { ok: false; code: 'credits_unseeded'; states: readonly LimitState[] }
 
 /** How many buckets a window is cut into (see the header comment). */
 export const WINDOW_BUCKETS = 20
@@ -91,6 +96,9 @@ export const ADMITTED: LimitResult = Object.freeze({ ok: true, states: NO_STATES
 
 /** The answer when Redis is down and the limiter fails closed. */
 export const LIMITER_UNAVAILABLE: LimitResult = Object.freeze({ ok: false, code: 'limiter_unavailable', states: NO_STATES }) as LimitResult
+
+/** See `LimitResult`'s `credits_unseeded`. */
+export const CREDITS_UNSEEDED: LimitResult = Object.freeze({ ok: false, code: 'credits_unseeded', states: NO_STATES }) as LimitResult
 
 /** The subjects of a key with no limits: shared and empty. */
 export const NO_SUBJECTS: readonly LimitSubject[] = Object.freeze([])

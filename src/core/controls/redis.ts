@@ -1,5 +1,5 @@
 import type { Redis, RedisOptions } from 'ioredis'
-import { bucketMsFor, type CreditCharge, type LimitResult, type LimitState, type LimitSubject } from './rate-limit.js'
+import { bucketMsFor, CREDITS_UNSEEDED, type CreditCharge, type LimitResult, type LimitState, type LimitSubject } from './rate-limit.js'
 
 /**
  * Rate limits and credits exact across instances: one Lua script per request, one round trip.
@@ -68,7 +68,8 @@ export interface RedisLimiterOptions {
 
 // ARGV: now, cost, limit count, credits mode ('0' none, '1' spend), credit seed, credit TTL,
 // then per limit: limit, window ms, bucket ms. KEYS: one hash per limit, then the credit counter.
-// Returns: status (0 admitted, 1 rate limited, 2 credits exhausted), the refused limit's number,
+// A negative credit seed asks the script not to seed: a missing counter answers status 3 at once.
+// Returns: status (0 admitted, 1 rate limited, 2 credits exhausted, 3 credit counter missing), the refused limit's number,
 // credits left (-1 without credits), then per limit: remaining, reset ms, retry ms.
 const CONSUME_SCRIPT = `
 local now = tonumber(ARGV[1])
@@ -116,8 +117,16 @@ end
 local credits = -1
 local creditKey = KEYS[limits + 1]
 if ARGV[4] == '1' then
-  redis.call('SET', creditKey, ARGV[5], 'NX', 'PX', ARGV[6])
-  credits = tonumber(redis.call('GET', creditKey))
+  if tonumber(ARGV[5]) < 0 then
+    -- No seed given: a missing counter is reported (status 3), so the caller can read what the
+    -- database says is left, fresh, and ask again with it as the seed.
+    local held = redis.call('GET', creditKey)
+    if not held then return {3, 0, -1} end
+    credits = tonumber(held)
+  else
+    redis.call('SET', creditKey, ARGV[5], 'NX', 'PX', ARGV[6])
+    credits = tonumber(redis.call('GET', creditKey))
+  end
 end
 local status = 0
 if credits >= 0 and credits < cost then
@@ -357,6 +366,7 @@ export class RedisLimiter {
 
 function toResult(reply: number[], subjects: readonly LimitSubject[], hasCredits: boolean): LimitResult {
   const [status, refused, creditsLeft] = reply as [number, number, number]
+  if (status === 3) return CREDITS_UNSEEDED
   const states: LimitState[] = []
   let retryAfterMs = 0
   let offset = 3

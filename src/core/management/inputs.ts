@@ -1,9 +1,12 @@
 import { z } from 'zod'
+import type { RateLimit } from '../controls/rate-limit.js'
+import { allowedIpsSchema, creditsSchema, rateLimitsSchema } from '../controls/schemas.js'
 import { fail } from '../errors.js'
 import {
   environmentSchema,
   expiresInSecondsSchema,
   fieldErrors,
+  fieldWording,
   gracePeriodSecondsSchema,
   metadataSchema,
   nameSchema,
@@ -21,6 +24,12 @@ import { type Environment, KEY_STATUSES, type KeyStatus, type Metadata } from '.
  * checks make the code API just as safe.
  */
 
+/** Credits as code callers give them: `refill` omitted or null means the credits never come back. */
+export interface CreditsInput {
+  remaining: number
+  refill?: { amount: number; interval: 'day' | 'month' } | null
+}
+
 export interface CreateKeyInput {
   name: string
   /** What the key may do; omitted or `[]` means unrestricted within its tenant. */
@@ -34,6 +43,12 @@ export interface CreateKeyInput {
   expiresInSeconds?: number
   rotationIntervalDays?: number
   rotationWebhookUrl?: string
+  /** Named sliding-window limits (at most 5). @default [] (none) */
+  rateLimits?: RateLimit[]
+  /** What the key may spend, and how it comes back. @default undefined (no credits) */
+  credits?: CreditsInput
+  /** CIDR ranges the key may be used from. @default [] (anywhere) */
+  allowedIps?: string[]
 }
 
 export interface UpdateKeyInput {
@@ -44,6 +59,12 @@ export interface UpdateKeyInput {
   expiresAt?: Date | string | null
   rotationIntervalDays?: number | null
   rotationWebhookUrl?: string | null
+  rateLimits?: RateLimit[]
+  /** New credits (what is left is set, not added to), or `null` to remove them. */
+  credits?: CreditsInput | null
+  allowedIps?: string[]
+  /** `false` disables the key (401 `api_key_disabled` everywhere within the revocation bound); `true` enables it. */
+  enabled?: boolean
 }
 
 export interface ListKeysInput {
@@ -80,6 +101,9 @@ export const createInputSchema = z.strictObject({
   expiresInSeconds: expiresInSecondsSchema.optional(),
   rotationIntervalDays: rotationIntervalDaysSchema.optional(),
   rotationWebhookUrl: webhookUrlSchema.optional(),
+  rateLimits: rateLimitsSchema.optional(),
+  credits: creditsSchema.optional(),
+  allowedIps: allowedIpsSchema.optional(),
 })
 
 export const updateInputSchema = z.strictObject({
@@ -89,6 +113,10 @@ export const updateInputSchema = z.strictObject({
   expiresAt: instantSchema.nullable().optional(),
   rotationIntervalDays: rotationIntervalDaysSchema.nullable().optional(),
   rotationWebhookUrl: webhookUrlSchema.nullable().optional(),
+  rateLimits: rateLimitsSchema.optional(),
+  credits: creditsSchema.nullable().optional(),
+  allowedIps: allowedIpsSchema.optional(),
+  enabled: z.boolean(fieldWording).optional(),
 })
 
 export const listInputSchema = z.strictObject({

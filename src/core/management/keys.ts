@@ -1,9 +1,9 @@
 import { fail, ok, type Result } from '../errors.js'
 import { newWebhookSecret } from '../lifecycle/signing.js'
 import { checkWebhookUrl } from '../lifecycle/ssrf.js'
-import { mintKeyRecord, mintSuccessor, nextRotationAt, toApiKey } from '../records.js'
+import { creditColumns, mintKeyRecord, mintSuccessor, nextRotationAt, toApiKey } from '../records.js'
 import type { Runtime } from '../runtime.js'
-import type { Actor, ApiKey, KeyPatch } from '../types.js'
+import type { Actor, ApiKey, ApiKeyRecord, CallerControls, KeyPatch } from '../types.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
 import {
   type CreateKeyInput,
@@ -18,7 +18,17 @@ import {
   updateInputSchema,
 } from './inputs.js'
 import { findVisible } from './lookup.js'
-import { environmentForNewKey, grantCeiling, listFilter, projectForNewKey, requireScope, targetCeiling, writable } from './policy.js'
+import {
+  controlsCeiling,
+  controlsOf,
+  environmentForNewKey,
+  grantCeiling,
+  listFilter,
+  projectForNewKey,
+  requireScope,
+  targetCeiling,
+  writable,
+} from './policy.js'
 
 export interface CreatedKey {
   /** The full secret. Shown once: keyward keeps only its hash. */
@@ -67,7 +77,8 @@ export class KeyManager {
     const environment = environmentForNewKey(actor, data.environment)
     if (!environment.ok) return environment
     const scopes = data.scopes ?? []
-    const ceiling = grantCeiling(actor, scopes)
+    const controls = { rateLimits: data.rateLimits ?? [], credits: data.credits ?? null, allowedIps: data.allowedIps ?? [] }
+    const ceiling = grantCeiling(actor, scopes) ?? controlsCeiling(actor, controls)
     if (ceiling) return ceiling
     const expiry = resolveExpiry(data.expiresAt, data.expiresInSeconds, now)
     if (!expiry.ok) return expiry
@@ -89,6 +100,7 @@ export class KeyManager {
         rotationWebhookUrl: data.rotationWebhookUrl ?? null,
         rotationWebhookSecret: webhookSecret ?? null,
         rotatedFromKeyId: null,
+        ...controls,
       },
       now,
       options.prefix,
@@ -96,7 +108,7 @@ export class KeyManager {
     )
     return this.#runtime.guard(async (store) => {
       await store.insertKey(minted.record)
-      const created: CreatedKey = { key: minted.key, apiKey: toApiKey(minted.record, now) }
+      const created: CreatedKey = { key: minted.key, apiKey: this.#toApiKey(minted.record, now) }
       if (webhookSecret !== undefined) created.rotationWebhookSecret = webhookSecret
       return ok(created)
     })
@@ -121,7 +133,7 @@ export class KeyManager {
       const page = rows.slice(0, limit)
       const last = page.at(-1)
       const nextCursor = rows.length > limit && last !== undefined ? encodeCursor(last) : null
-      return ok({ items: page.map((row) => toApiKey(row, now)), nextCursor })
+      return ok({ items: page.map((row) => this.#toApiKey(row, now)), nextCursor })
     })
   }
 
@@ -130,7 +142,7 @@ export class KeyManager {
     if (denied) return denied
     return this.#runtime.guard(async (store) => {
       const record = await findVisible(store, actor, id)
-      return record === null ? fail('not_found') : ok(toApiKey(record, this.#runtime.now()))
+      return record === null ? fail('not_found') : ok(this.#toApiKey(record, this.#runtime.now()))
     })
   }
 
@@ -152,6 +164,18 @@ export class KeyManager {
     if (data.name !== undefined) patch.name = data.name
     if (data.scopes !== undefined) patch.scopes = data.scopes
     if (data.metadata !== undefined) patch.metadata = data.metadata
+    if (data.rateLimits !== undefined) patch.rateLimits = data.rateLimits
+    if (data.allowedIps !== undefined) patch.allowedIps = data.allowedIps
+    if (data.credits !== undefined) {
+      const columns = creditColumns(data.credits, now)
+      patch.credits = {
+        remaining: columns.creditsRemaining,
+        refillAmount: columns.creditsRefillAmount,
+        refillInterval: columns.creditsRefillInterval,
+        refilledAt: columns.creditsRefilledAt,
+      }
+    }
+    if (data.enabled !== undefined) patch.disabledAt = data.enabled ? null : now
     if (data.expiresAt === null) patch.expiresAt = null
     else if (data.expiresAt !== undefined) {
       const expiry = resolveExpiry(data.expiresAt, undefined, now)
@@ -161,8 +185,22 @@ export class KeyManager {
     return this.#runtime.guard(async (store) => {
       const current = await findVisible(store, actor, id)
       if (current === null) return fail('not_found')
-      const refused = targetCeiling(actor, current) ?? writable(current, now)
+      const refused = targetCeiling(actor, current, now) ?? writable(current, now)
       if (refused) return refused
+      // What the key will have: within the caller's powers like a new key (no escalation by PATCH).
+      const resulting = controlsOf(current, now)
+      const granted: CallerControls = {
+        rateLimits: data.rateLimits ?? resulting.rateLimits,
+        credits: data.credits === undefined ? resulting.credits : data.credits,
+        allowedIps: data.allowedIps ?? resulting.allowedIps,
+      }
+      const looser =
+        data.rateLimits !== undefined || data.credits !== undefined || data.allowedIps !== undefined
+          ? controlsCeiling(actor, granted)
+          : undefined
+      if (looser) return looser
+      // Enabling or disabling again is not a change: the key keeps its first disabled_at.
+      if (patch.disabledAt !== undefined && (patch.disabledAt === null) === (current.disabledAt === null)) delete patch.disabledAt
       if (data.rotationWebhookUrl !== undefined) {
         patch.rotationWebhookUrl = data.rotationWebhookUrl
         if (data.rotationWebhookUrl === null) {
@@ -178,11 +216,11 @@ export class KeyManager {
       }
       if (patch.rotationWebhookUrl && current.rotationWebhookSecret === null) patch.rotationWebhookSecret = newWebhookSecret()
       // Nothing asked for: nothing written, not even updated_at, and no cache eviction.
-      if (Object.keys(patch).length === 0) return ok(toApiKey(current, now))
+      if (Object.keys(patch).length === 0) return ok(this.#toApiKey(current, now))
       const updated = await store.updateKey(actor.tenantId, id, patch, now)
       if (updated === null) return fail('not_found')
       this.#runtime.evict(updated.keyHash)
-      return ok(toApiKey(updated, now))
+      return ok(this.#toApiKey(updated, now))
     })
   }
 
@@ -197,13 +235,13 @@ export class KeyManager {
     return this.#runtime.guard(async (store) => {
       const current = await findVisible(store, actor, id)
       if (current === null) return fail('not_found')
-      const refused = targetCeiling(actor, current)
+      const refused = targetCeiling(actor, current, this.#runtime.now())
       if (refused) return refused
       const now = this.#runtime.now()
       const revoked = await store.revokeKey(actor.tenantId, id, now)
       if (revoked === null) return fail('not_found')
       this.#runtime.evict(revoked.keyHash)
-      return ok(toApiKey(revoked, now))
+      return ok(this.#toApiKey(revoked, now))
     })
   }
 
@@ -222,15 +260,25 @@ export class KeyManager {
       const current = await findVisible(store, actor, id)
       if (current === null) return fail('not_found')
       const now = this.#runtime.now()
-      const refused = targetCeiling(actor, current) ?? rotatable(current, now)
+      const refused = targetCeiling(actor, current, now) ?? rotatable(current, now)
       if (refused) return refused
       const graceExpiresAt = new Date(now.getTime() + (parsed.value.gracePeriodSeconds ?? options.defaultGraceSeconds) * 1000)
       const minted = mintSuccessor(current, now, options.prefix, options.pepper)
       const outcome = await store.rotateKey({ tenantId: actor.tenantId, oldKeyId: id, newKey: minted.record, graceExpiresAt, now })
       if (!outcome.ok) return rotateFailure(outcome.reason)
       this.#runtime.evict(outcome.oldKey.keyHash)
-      return ok({ key: minted.key, newKey: toApiKey(outcome.newKey, now), oldKey: toApiKey(outcome.oldKey, now) })
+      return ok({ key: minted.key, newKey: this.#toApiKey(outcome.newKey, now), oldKey: this.#toApiKey(outcome.oldKey, now) })
     })
+  }
+
+  /**
+   * A key as this process answers for it: the credits this process holds (leased, not yet spent or
+   * returned) are still the key's, so a single instance shows exactly what is left.
+   */
+  #toApiKey(record: ApiKeyRecord, now: Date): ApiKey {
+    const apiKey = toApiKey(record, now)
+    if (apiKey.credits !== null) apiKey.credits.remaining += this.#runtime.controls.held(record, now.getTime())
+    return apiKey
   }
 
   /** Save-time SSRF check of a webhook URL (no DNS: a public-looking name is checked again at delivery). */

@@ -1,6 +1,7 @@
+import { isWithin } from '../controls/ip.js'
 import { fail, type KeywardError, type Result } from '../errors.js'
-import { statusOf } from '../records.js'
-import type { Actor, ApiKeyRecord, Environment } from '../types.js'
+import { creditsOf } from '../records.js'
+import type { Actor, ApiKeyRecord, CallerControls, Environment } from '../types.js'
 
 /**
  * Who may see and change which key, in one place: every management call (HTTP router, CLI, code)
@@ -80,26 +81,70 @@ export function grantCeiling(actor: Actor, granted: readonly string[]): { ok: fa
 }
 
 /**
- * A caller changes, revokes or rotates only keys whose powers are within its own (rotation hands
- * over a fresh secret with the old key's powers). A key may always act on itself.
+ * A caller changes, revokes or rotates only keys whose powers — scopes, rate limits, credits, IP
+ * ranges — are within its own (rotation hands over a fresh secret with the old key's powers). A key
+ * may always act on itself.
  */
-export function targetCeiling(actor: Actor, target: ApiKeyRecord): { ok: false; error: KeywardError } | undefined {
+export function targetCeiling(actor: Actor, target: ApiKeyRecord, now: Date): { ok: false; error: KeywardError } | undefined {
   if (actor.keyId !== undefined && actor.keyId === target.id) return undefined
-  if (scopesWithin(target.scopes, actor.scopes)) return undefined
-  return fail('forbidden', 'This key has powers the caller does not have; only a caller with at least its scopes may change it.')
+  if (scopesWithin(target.scopes, actor.scopes) && controlsWithin(controlsOf(target, now), actor.controls) === undefined) return undefined
+  return fail('forbidden', 'This key has powers the caller does not have; only a caller with at least its powers may change it.')
 }
 
-/** Revoked, expired and rotated-out keys are read-only: changing them could revive them. */
-export function writable(record: ApiKeyRecord, now: Date): { ok: false; error: KeywardError } | undefined {
-  switch (statusOf(record, now)) {
-    case 'revoked':
-      return fail('key_revoked')
-    case 'expired':
-      return fail('key_expired')
-    case 'rotating':
-    case 'rotated':
-      return fail('key_rotated')
-    default:
-      return undefined
+/** The controls a key has, in the shape a ceiling compares. */
+export function controlsOf(record: ApiKeyRecord, now: Date): CallerControls {
+  return { rateLimits: record.rateLimits, credits: creditsOf(record, now), allowedIps: record.allowedIps }
+}
+
+/**
+ * Granted controls ⊆ caller's, on create and update: a caller with limits, credits or an IP
+ * allowlist cannot mint or make a key with looser ones (equal or tighter is fine).
+ */
+export function controlsCeiling(actor: Actor, granted: CallerControls): { ok: false; error: KeywardError } | undefined {
+  const looser = controlsWithin(granted, actor.controls)
+  return looser === undefined ? undefined : fail('forbidden', `A key cannot grant looser controls than its own: ${looser}.`)
+}
+
+/**
+ * Why `inner` is looser than `outer`, or undefined when it is not. `outer` undefined (a caller
+ * without controls: the host's own user, or an uncontrolled key) bounds nothing.
+ *
+ * - Each of the caller's limits must be matched by one of the key's that allows no more over the
+ *   caller's window: `limit × ⌈outer window / inner window⌉ ≤ outer limit` (a sliding window admits at
+ *   most its limit in any window, so k consecutive windows at most k × limit).
+ * - A caller with credits grants credits, at most what it has left, refilled (if at all) on the
+ *   same interval by at most as much.
+ * - A caller with an IP allowlist grants a non-empty one inside it.
+ */
+export function controlsWithin(inner: CallerControls, outer: CallerControls | undefined): string | undefined {
+  if (outer === undefined) return undefined
+  for (const bound of outer.rateLimits) {
+    const covered = inner.rateLimits.some((limit) => limit.limit * Math.ceil(bound.windowMs / limit.windowMs) <= bound.limit)
+    if (!covered) return `no rate limit as tight as "${bound.name}" (${bound.limit} per ${bound.windowMs} ms)`
   }
+  if (outer.credits !== null) {
+    if (inner.credits === null) return 'no credits, while the caller has credits'
+    if (inner.credits.remaining > outer.credits.remaining)
+      return `more credits (${inner.credits.remaining}) than the caller has left (${outer.credits.remaining})`
+    const innerRefill = inner.credits.refill
+    const outerRefill = outer.credits.refill
+    if (
+      innerRefill !== null &&
+      (outerRefill === null || innerRefill.interval !== outerRefill.interval || innerRefill.amount > outerRefill.amount)
+    ) {
+      return 'a credits refill larger than the caller’s'
+    }
+  }
+  if (outer.allowedIps.length > 0 && (inner.allowedIps.length === 0 || !isWithin(inner.allowedIps, outer.allowedIps))) {
+    return 'IP ranges outside the caller’s'
+  }
+  return undefined
+}
+
+/** Revoked, expired and rotated-out keys are read-only: changing them could revive them. A disabled key is not: enabling it is a PATCH. */
+export function writable(record: ApiKeyRecord, now: Date): { ok: false; error: KeywardError } | undefined {
+  if (record.revokedAt !== null) return fail('key_revoked')
+  if (record.expiresAt !== null && now.getTime() >= record.expiresAt.getTime()) return fail('key_expired')
+  if (record.replacedByKeyId !== null) return fail('key_rotated')
+  return undefined
 }

@@ -22,8 +22,14 @@ interface Bucket {
   keyId: string
   day: string
   count: number
+  rateLimited: number
+  creditsRefused: number
+  /** 0 while the bucket holds refusals only. */
   lastUsedAtMs: number
 }
+
+/** What a verification counts as: admitted, or refused by a rate limit or for lack of credits. */
+export type UsageOutcome = 'admitted' | 'rate_limited' | 'credits_exhausted'
 
 export class UsageBuffer {
   /** day → keyId → bucket. Usually one day; two around midnight UTC. */
@@ -35,19 +41,32 @@ export class UsageBuffer {
 
   constructor(private readonly store: KeyStore) {}
 
+  /** Counts an admitted request. */
   record(keyId: string, nowMs: number): void {
+    const bucket = this.#bucket(keyId, nowMs)
+    bucket.count++
+    if (nowMs > bucket.lastUsedAtMs) bucket.lastUsedAtMs = nowMs
+  }
+
+  /** Counts a request refused by a rate limit or for lack of credits (not a use: last use stays). */
+  recordRefusal(keyId: string, nowMs: number, reason: 'rate_limited' | 'credits_exhausted'): void {
+    const bucket = this.#bucket(keyId, nowMs)
+    if (reason === 'rate_limited') bucket.rateLimited++
+    else bucket.creditsRefused++
+  }
+
+  #bucket(keyId: string, nowMs: number): Bucket {
     if (nowMs < this.#dayStartsAtMs || nowMs >= this.#dayStartsAtMs + DAY_MS) {
       this.#dayStartsAtMs = nowMs - (nowMs % DAY_MS)
       this.#todayName = utcDay(nowMs)
       this.#today = this.#day(this.#todayName)
     }
-    const bucket = this.#today.get(keyId)
+    let bucket = this.#today.get(keyId)
     if (bucket === undefined) {
-      this.#today.set(keyId, { keyId, day: this.#todayName, count: 1, lastUsedAtMs: nowMs })
-      return
+      bucket = { keyId, day: this.#todayName, count: 0, rateLimited: 0, creditsRefused: 0, lastUsedAtMs: 0 }
+      this.#today.set(keyId, bucket)
     }
-    bucket.count++
-    if (nowMs > bucket.lastUsedAtMs) bucket.lastUsedAtMs = nowMs
+    return bucket
   }
 
   /** Requests recorded but not yet written. */
@@ -73,7 +92,16 @@ export class UsageBuffer {
     this.#dayStartsAtMs = 0
     try {
       await this.store.recordUsage(
-        batch.map(({ keyId, day, count, lastUsedAtMs }): UsageIncrement => ({ keyId, day, count, lastUsedAt: new Date(lastUsedAtMs) })),
+        batch.map(
+          (bucket): UsageIncrement => ({
+            keyId: bucket.keyId,
+            day: bucket.day,
+            count: bucket.count,
+            rateLimited: bucket.rateLimited,
+            creditsRefused: bucket.creditsRefused,
+            lastUsedAt: bucket.lastUsedAtMs === 0 ? null : new Date(bucket.lastUsedAtMs),
+          }),
+        ),
       )
     } catch (error) {
       // Counts are additive, so a failed batch merges back into whatever was counted meanwhile.
@@ -83,6 +111,8 @@ export class UsageBuffer {
         if (bucket === undefined) day.set(failed.keyId, failed)
         else {
           bucket.count += failed.count
+          bucket.rateLimited += failed.rateLimited
+          bucket.creditsRefused += failed.creditsRefused
           if (failed.lastUsedAtMs > bucket.lastUsedAtMs) bucket.lastUsedAtMs = failed.lastUsedAtMs
         }
       }

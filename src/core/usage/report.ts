@@ -41,11 +41,12 @@ export async function getUsage(runtime: Runtime, actor: Actor, id: string, input
     const nowMs = runtime.options.clock.now()
     const fromDay = utcDay(nowMs - (dayCount - 1) * DAY_MS)
     const [series, total] = await Promise.all([store.usageByDay(keyIds, fromDay), store.totalRequests(keyIds)])
-    const counts = new Map(series.map((entry) => [entry.day, entry.count]))
+    const days = new Map(series.map((entry) => [entry.day, entry]))
     const daily: KeyUsage['daily'] = []
     for (let i = dayCount - 1; i >= 0; i--) {
       const date = utcDay(nowMs - i * DAY_MS)
-      daily.push({ date, requests: counts.get(date) ?? 0 })
+      const day = days.get(date)
+      daily.push({ date, requests: day?.count ?? 0, rateLimited: day?.rateLimited ?? 0, creditsRefused: day?.creditsRefused ?? 0 })
     }
     let lastUsedAt: Date | null = null
     for (const key of chain)

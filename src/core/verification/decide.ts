@@ -1,3 +1,4 @@
+import type { KeyControls, LimitReport } from '../controls/enforcer.js'
 import type { VerifyErrorCode } from '../errors.js'
 import type { ApiKeyRecord, VerifiedKey } from '../types.js'
 
@@ -13,9 +14,18 @@ export interface KeyVerdictInput {
   expiresAtMs: number | null
   /** Set only for a rotated-out key: the end of its grace period. */
   graceEndsAtMs: number | null
+  disabled: boolean
+  /** Rate limits, credits and IP allowlist, compiled once per fill; null for a key without any. */
+  controls: KeyControls | null
 }
 
-export type Decision = { ok: true; key: VerifiedKey } | { ok: false; code: VerifyErrorCode }
+/**
+ * The answer of a verification: the key, or why not. For a key with controls, `limits` carries
+ * what the `RateLimit` headers of the response report, admitted or refused.
+ */
+export type Decision =
+  | { ok: true; key: VerifiedKey; limits?: LimitReport }
+  | { ok: false; code: VerifyErrorCode; limits?: LimitReport; detail?: string }
 
 /**
  * The one verdict function. The cache path and the database path both call it with the clock
@@ -25,11 +35,18 @@ export type Decision = { ok: true; key: VerifiedKey } | { ok: false; code: Verif
 export function decide(input: KeyVerdictInput, nowMs: number): Decision {
   if (input.revokedAtMs !== null) return { ok: false, code: 'api_key_revoked' }
   if (input.expiresAtMs !== null && nowMs >= input.expiresAtMs) return { ok: false, code: 'api_key_expired' }
+  if (input.disabled) return DISABLED
   if (input.graceEndsAtMs !== null && nowMs >= input.graceEndsAtMs) return { ok: false, code: 'api_key_rotated' }
   return input.accepted
 }
 
-export function verdictInput(record: ApiKeyRecord): KeyVerdictInput {
+const DISABLED: Decision = Object.freeze({ ok: false, code: 'api_key_disabled' }) as Decision
+
+/**
+ * @param controls the key's compiled controls (see `compileControls`): a rotated-out key in its
+ * grace period gets its successor's, so rotating never doubles what a client may do
+ */
+export function verdictInput(record: ApiKeyRecord, controls: KeyControls | null = null): KeyVerdictInput {
   const key: VerifiedKey = Object.freeze({
     id: record.id,
     tenantId: record.tenantId,
@@ -46,6 +63,8 @@ export function verdictInput(record: ApiKeyRecord): KeyVerdictInput {
     revokedAtMs: record.revokedAt?.getTime() ?? null,
     expiresAtMs: record.expiresAt?.getTime() ?? null,
     graceEndsAtMs: record.replacedByKeyId !== null ? (record.graceExpiresAt?.getTime() ?? 0) : null,
+    disabled: record.disabledAt !== null,
+    controls,
   }
 }
 

@@ -1,12 +1,57 @@
+import { effectiveCredits } from '../controls/credits.js'
+import { compileControls, type KeyControls, type LimitReport, type RequestFacts } from '../controls/enforcer.js'
+import { tenantRateLimitsOf } from '../controls/schemas.js'
 import { hashKey, parseKey } from '../key-format.js'
 import type { Clock } from '../options.js'
 import type { Runtime } from '../runtime.js'
+import type { KeyStore } from '../store.js'
+import type { Actor, ApiKeyRecord, VerifiedKey } from '../types.js'
 import type { VerificationCache } from './cache.js'
 import { type Decision, decide, type KeyVerdictInput, verdictInput } from './decide.js'
 import type { ChangeSync } from './sync.js'
 
 const INVALID: Decision = Object.freeze({ ok: false, code: 'invalid_api_key' }) as Decision
 const UNAVAILABLE: Decision = Object.freeze({ ok: false, code: 'store_unavailable' }) as Decision
+
+/**
+ * How to charge more credits to a key that verification handed out, by the key object itself (set
+ * once per cache fill, for keys with controls), so metering after a handler needs no instance.
+ */
+const meters = new WeakMap<
+  VerifiedKey,
+  { controls: KeyControls; charge: (amount: number) => Promise<{ charged: number; remaining: number } | null> }
+>()
+
+/**
+ * Spends up to `amount` more credits of a verified key (metering after the work was done): never
+ * below 0, never refused. Null when the key has no credits.
+ */
+export function spendCredits(key: VerifiedKey, amount: number): Promise<{ charged: number; remaining: number } | null> {
+  if (!Number.isInteger(amount) || amount < 0) throw new Error(`keyward: spendCredits needs a whole number >= 0, got ${amount}`)
+  return meters.get(key)?.charge(amount) ?? Promise.resolve(null)
+}
+
+/**
+ * The caller a verified key makes of a management call: its tenant, project, scopes and
+ * environment, and its own controls (what it has left of its credits after this request), so it can
+ * grant nothing looser than it has.
+ */
+export function keyActor(decision: { key: VerifiedKey; limits?: LimitReport }): Actor {
+  const { key } = decision
+  const actor: Actor = { tenantId: key.tenantId, projectId: key.projectId, scopes: key.scopes, environment: key.environment, keyId: key.id }
+  const controls = meters.get(key)?.controls
+  if (controls !== undefined) {
+    const result = decision.limits?.result
+    const left = result !== undefined && 'credits' in result ? result.credits?.remaining : undefined
+    const stored = controls.credits === null ? null : effectiveCredits(controls.credits, Date.now())
+    actor.controls = {
+      rateLimits: controls.rateLimits,
+      credits: stored === null ? null : { remaining: left ?? stored.remaining, refill: controls.refill },
+      allowedIps: controls.allowedIps,
+    }
+  }
+  return actor
+}
 
 /** A store read for one hash that later misses of the same hash may share. */
 interface PendingRead {
@@ -38,8 +83,11 @@ export class Verifier {
     this.#sync = runtime.sync
   }
 
-  /** A decision now for a malformed key or a cache hit; a promise only when the store must be read. */
-  verifyFast(candidate: string): Decision | Promise<Decision> {
+  /**
+   * A decision now for a malformed key or a cache hit; a promise only when the store (or Redis)
+   * must be asked. `request` and `facts` are read only for a key with controls (IP allowlist, cost).
+   */
+  verifyFast<R>(candidate: string, request?: R, facts?: RequestFacts<R>): Decision | Promise<Decision> {
     // Shape and checksum first: a mistyped or invented key costs no hashing and no I/O.
     if (parseKey(candidate, this.#prefix) === null) return INVALID
     const keyHash = hashKey(candidate, this.#pepper)
@@ -49,15 +97,15 @@ export class Verifier {
       const monotonicMs = this.#clock.monotonic()
       if ((this.#sync as ChangeSync).isFresh(monotonicMs)) {
         const hit = cache.get(keyHash, monotonicMs)
-        if (hit !== undefined) return this.#conclude(hit.verdict, nowMs)
+        if (hit !== undefined) return this.#conclude(hit.verdict, nowMs, request, facts)
       }
     }
-    return this.#fromStore(keyHash, nowMs)
+    return this.#fromStore(keyHash, nowMs, request, facts)
   }
 
-  async #fromStore(keyHash: string, nowMs: number): Promise<Decision> {
+  async #fromStore<R>(keyHash: string, nowMs: number, request: R | undefined, facts: RequestFacts<R> | undefined): Promise<Decision> {
     try {
-      return this.#conclude(await this.#read(keyHash), nowMs)
+      return await this.#conclude(await this.#read(keyHash), nowMs, request, facts)
     } catch (error) {
       // Fail closed: no verdict without the store.
       this.#runtime.options.onError(error, 'verify')
@@ -82,16 +130,40 @@ export class Verifier {
   async #load(keyHash: string, fence: number | undefined): Promise<KeyVerdictInput | null> {
     const store = await this.#runtime.openStore()
     const record = await store.findKeyByHash(keyHash)
-    const verdict = record === null ? null : verdictInput(record)
+    const verdict = record === null ? null : verdictInput(record, await this.#compileControls(store, keyHash, record))
+    if (verdict?.controls) {
+      const { controls } = verdict
+      const { clock } = this.#runtime.options
+      meters.set(verdict.key, { controls, charge: (amount) => this.#runtime.controls.charge(controls, amount, clock.now()) })
+    }
     // The fence drops the fill if anything was evicted meanwhile (a stale refill, Harsh-2002/Orva#53).
     if (fence !== undefined) this.#cache?.fill(keyHash, { verdict, loadedAtMs: this.#clock.monotonic() }, fence)
     return verdict
   }
 
-  #conclude(verdict: KeyVerdictInput | null, nowMs: number): Decision {
+  /**
+   * A key's controls; a rotated-out key gets its successor's (limits, credits, allowlist), so using
+   * both keys during a grace period never doubles what a client may do.
+   */
+  async #compileControls(store: KeyStore, keyHash: string, record: ApiKeyRecord): Promise<KeyControls | null> {
+    const owner = record.replacedByKeyId === null ? record : ((await store.findKey(record.tenantId, record.replacedByKeyId)) ?? record)
+    return compileControls(keyHash, owner, tenantRateLimitsOf(this.#runtime.options.tenantRateLimits, owner.tenantId))
+  }
+
+  #conclude<R>(
+    verdict: KeyVerdictInput | null,
+    nowMs: number,
+    request: R | undefined,
+    facts: RequestFacts<R> | undefined,
+  ): Decision | Promise<Decision> {
     if (verdict === null) return INVALID
     const decision = decide(verdict, nowMs)
-    if (decision.ok) this.#runtime.usage?.record(decision.key.id, nowMs)
-    return decision
+    if (!decision.ok) return decision
+    // The common case: a key without controls is done here.
+    if (verdict.controls === null) {
+      this.#runtime.usage?.record(decision.key.id, nowMs)
+      return decision
+    }
+    return this.#runtime.controls.enforce(decision.key, verdict.controls, nowMs, request, facts)
   }
 }

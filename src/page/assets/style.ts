@@ -135,7 +135,7 @@ th.key-name { min-width: 10rem; }
 .badge.revoked { color: var(--bad-text); background: var(--bad-bg); }
 .badge.expired { color: var(--warn-text); background: var(--warn-bg); }
 .badge.rotating { color: var(--info-text); background: var(--info-bg); }
-.badge.rotated, .badge.env { color: var(--quiet-text); background: var(--quiet-bg); }
+.badge.rotated, .badge.disabled, .badge.env { color: var(--quiet-text); background: var(--quiet-bg); }
 .badge.env.live { color: var(--info-text); background: var(--info-bg); }
 
 form.stack { display: grid; gap: 1.25rem; max-width: 40rem; }

@@ -1,5 +1,7 @@
 import { sql } from 'drizzle-orm'
 import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
+import type { RefillInterval } from '../../core/controls/credits.js'
+import type { RateLimit } from '../../core/controls/rate-limit.js'
 import type { DeliveryAttempt, Environment, Metadata } from '../../core/types.js'
 
 /**
@@ -35,6 +37,15 @@ export const apiKeys = pgTable(
     nextRotationAt: instant('next_rotation_at'),
     rotationWebhookUrl: text('rotation_webhook_url'),
     rotationWebhookSecret: text('rotation_webhook_secret'),
+    // Per-key controls: see ../sqlite/schema.ts.
+    rateLimits: jsonb('rate_limits').$type<RateLimit[]>().notNull().default([]),
+    allowedIps: jsonb('allowed_ips').$type<string[]>().notNull().default([]),
+    creditsRemaining: bigint('credits_remaining', { mode: 'number' }),
+    creditsRefillAmount: bigint('credits_refill_amount', { mode: 'number' }),
+    creditsRefillInterval: text('credits_refill_interval').$type<RefillInterval>(),
+    creditsRefilledAt: instant('credits_refilled_at'),
+    creditsVersion: integer('credits_version').notNull().default(0),
+    disabledAt: instant('disabled_at'),
   },
   (table) => [
     uniqueIndex('api_keys_key_hash_idx').on(table.keyHash),
@@ -54,6 +65,8 @@ export const apiKeyUsage = pgTable(
     requestCount: bigint('request_count', { mode: 'number' }).notNull(),
     /** The latest use on that day; the same flush statement moves `api_keys.last_used_at` forward. */
     lastUsedAt: instant('last_used_at'),
+    rateLimitedCount: bigint('rate_limited_count', { mode: 'number' }).notNull().default(0),
+    creditsRefusedCount: bigint('credits_refused_count', { mode: 'number' }).notNull().default(0),
   },
   (table) => [primaryKey({ columns: [table.keyId, table.day] })],
 )

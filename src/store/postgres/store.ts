@@ -2,15 +2,20 @@ import { asc, desc, eq, gt, inArray, lte, type SQL, sql, sum } from 'drizzle-orm
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import type pg from 'pg'
-import type { ChangeBatch, KeyStore, RotateOutcome, RotateRequest } from '../../core/store.js'
+import { effectiveCredits } from '../../core/controls/credits.js'
+import type { ChangeBatch, CreditAdjustment, CreditLease, KeyStore, RotateOutcome, RotateRequest } from '../../core/store.js'
 import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
 import {
   claimableDelivery,
+  creditColumns,
+  creditSetting,
   deliveriesOf,
   dueForRotation,
   keyOfTenant,
   listCondition,
+  patchColumns,
   rotatableCondition,
+  sameSetting,
   usageRows,
   usageSince,
 } from '../conditions.js'
@@ -21,6 +26,13 @@ import * as schema from './schema.js'
 import { apiKeyChanges, apiKeys, apiKeyUsage, webhookDeliveries } from './schema.js'
 
 type Db = NodePgDatabase<typeof schema>
+
+const usageDayColumns = {
+  day: apiKeyUsage.day,
+  count: sum(apiKeyUsage.requestCount).mapWith(Number),
+  rateLimited: sum(apiKeyUsage.rateLimitedCount).mapWith(Number),
+  creditsRefused: sum(apiKeyUsage.creditsRefusedCount).mapWith(Number),
+}
 
 /** `id collate "C"`: ids ordered byte-wise, as SQLite orders them, whatever the database locale. */
 function bytewise(column: AnyPgColumn): SQL {
@@ -89,7 +101,7 @@ export class PostgresStore implements KeyStore {
       this.#transaction(async (tx) => {
         const [row] = await tx
           .update(apiKeys)
-          .set({ ...patch, updatedAt: now })
+          .set(patchColumns(patch, apiKeys.creditsVersion, now))
           .where(keyOfTenant(apiKeys, tenantId, id))
           .returning()
         if (row === undefined) return null
@@ -155,23 +167,80 @@ export class PostgresStore implements KeyStore {
         key_id: row.keyId,
         day: row.day,
         request_count: row.count,
-        used_at: new Date(row.lastUsedAt).toISOString(),
+        rate_limited: row.rateLimited,
+        credits_refused: row.creditsRefused,
+        used_at: row.lastUsedAt === 0 ? null : new Date(row.lastUsedAt).toISOString(),
       })),
     )
     return this.#guard(() =>
       retryOnDeadlock(async () => {
         await this.db.execute(sql`with v as (
-            select * from json_to_recordset(${rows}::json) as v(key_id text, day text, request_count bigint, used_at timestamptz)
+            select * from json_to_recordset(${rows}::json)
+              as v(key_id text, day text, request_count bigint, rate_limited bigint, credits_refused bigint, used_at timestamptz)
           ), counted as (
-            insert into ${apiKeyUsage} (key_id, day, request_count, last_used_at)
-            select key_id, day, request_count, used_at from v order by key_id, day
+            insert into ${apiKeyUsage} (key_id, day, request_count, rate_limited_count, credits_refused_count, last_used_at)
+            select key_id, day, request_count, rate_limited, credits_refused, used_at from v order by key_id, day
             on conflict (key_id, day) do update set
               request_count = ${apiKeyUsage}.request_count + excluded.request_count,
+              rate_limited_count = ${apiKeyUsage}.rate_limited_count + excluded.rate_limited_count,
+              credits_refused_count = ${apiKeyUsage}.credits_refused_count + excluded.credits_refused_count,
               last_used_at = greatest(${apiKeyUsage}.last_used_at, excluded.last_used_at)
           )
           update ${apiKeys} set last_used_at = latest.used_at
           from (select key_id, max(used_at) as used_at from v group by key_id) as latest
-          where ${apiKeys.id} = latest.key_id and (${apiKeys.lastUsedAt} is null or ${apiKeys.lastUsedAt} < latest.used_at)`)
+          where ${apiKeys.id} = latest.key_id and latest.used_at is not null
+            and (${apiKeys.lastUsedAt} is null or ${apiKeys.lastUsedAt} < latest.used_at)`)
+      }),
+    )
+  }
+
+  leaseCredits(keyId: string, want: number, now: Date): Promise<CreditLease | null> {
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        // FOR UPDATE: concurrent leases of several instances take turns on the row, so together
+        // they never hand out more than it holds.
+        const [row] = await tx.select(creditColumns(apiKeys)).from(apiKeys).where(eq(apiKeys.id, keyId)).for('update')
+        const effective = row === undefined ? null : effectiveCredits(row, now.getTime())
+        if (row === undefined || effective === null) return null
+        const granted = Math.min(Math.max(0, want), effective.remaining)
+        const refilledAt = new Date(effective.refilledAtMs)
+        await tx
+          .update(apiKeys)
+          .set({ creditsRemaining: effective.remaining - granted, creditsRefilledAt: refilledAt })
+          .where(eq(apiKeys.id, keyId))
+        return { granted, remaining: effective.remaining - granted, version: row.creditsVersion, refilledAt }
+      }),
+    )
+  }
+
+  returnCredits(returns: CreditAdjustment[]): Promise<void> {
+    if (returns.length === 0) return Promise.resolve()
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        // Rows in key order, so overlapping calls of several instances lock in one order.
+        for (const item of [...returns].sort((a, b) => (a.keyId < b.keyId ? -1 : 1))) {
+          await tx
+            .update(apiKeys)
+            .set({ creditsRemaining: sql`${apiKeys.creditsRemaining} + ${item.amount}` })
+            .where(creditSetting(apiKeys, item))
+        }
+      }),
+    )
+  }
+
+  settleCredits(spends: CreditAdjustment[], now: Date): Promise<void> {
+    if (spends.length === 0) return Promise.resolve()
+    return this.#guard(() =>
+      this.#transaction(async (tx) => {
+        for (const item of [...spends].sort((a, b) => (a.keyId < b.keyId ? -1 : 1))) {
+          const [row] = await tx.select(creditColumns(apiKeys)).from(apiKeys).where(eq(apiKeys.id, item.keyId)).for('update')
+          const effective = row === undefined ? null : effectiveCredits(row, now.getTime())
+          if (row === undefined || effective === null || !sameSetting(row, effective, item)) continue
+          await tx
+            .update(apiKeys)
+            .set({ creditsRemaining: Math.max(0, effective.remaining - item.amount), creditsRefilledAt: item.refilledAt })
+            .where(eq(apiKeys.id, item.keyId))
+        }
       }),
     )
   }
@@ -180,7 +249,7 @@ export class PostgresStore implements KeyStore {
     if (keyIds.length === 0) return Promise.resolve([])
     return this.#guard(() =>
       this.db
-        .select({ day: apiKeyUsage.day, count: sum(apiKeyUsage.requestCount).mapWith(Number) })
+        .select(usageDayColumns)
         .from(apiKeyUsage)
         .where(usageSince(apiKeyUsage, keyIds, fromDay))
         .groupBy(apiKeyUsage.day)

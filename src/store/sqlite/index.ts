@@ -3,15 +3,28 @@ import Database from 'better-sqlite3'
 import { and, asc, desc, eq, gt, inArray, lte, sql, sum } from 'drizzle-orm'
 import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
-import { type ChangeBatch, type KeyStore, type RotateOutcome, type RotateRequest, StoreUnavailableError } from '../../core/store.js'
+import { effectiveCredits } from '../../core/controls/credits.js'
+import {
+  type ChangeBatch,
+  type CreditAdjustment,
+  type CreditLease,
+  type KeyStore,
+  type RotateOutcome,
+  type RotateRequest,
+  StoreUnavailableError,
+} from '../../core/store.js'
 import type { ApiKeyRecord, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
 import {
   claimableDelivery,
+  creditColumns,
+  creditSetting,
   deliveriesOf,
   dueForRotation,
   keyOfTenant,
   listCondition,
+  patchColumns,
   rotatableCondition,
+  sameSetting,
   unlocked,
   usageRows,
   usageSince,
@@ -144,7 +157,7 @@ export class SqliteStore implements KeyStore {
   }
 
   updateKey(tenantId: string, id: string, patch: KeyPatch, now: Date): Promise<ApiKeyRecord | null> {
-    return this.#changeAndLog(tenantId, id, { ...patch, updatedAt: now }, now)
+    return this.#changeAndLog(tenantId, id, patchColumns(patch, apiKeys.creditsVersion, now), now)
   }
 
   revokeKey(tenantId: string, id: string, now: Date): Promise<ApiKeyRecord | null> {
@@ -214,18 +227,81 @@ export class SqliteStore implements KeyStore {
     // The whole flush is one statement with one parameter (a JSON array), whatever the number of
     // keys: no chunking against SQLite's parameter limit. The triggers of migration 0001 move
     // api_keys.last_used_at forward inside it.
-    const rows = JSON.stringify(usageRows(increments).map((row) => [row.keyId, row.day, row.count, row.lastUsedAt]))
+    const rows = JSON.stringify(
+      usageRows(increments).map((row) => [row.keyId, row.day, row.count, row.rateLimited, row.creditsRefused, row.lastUsedAt]),
+    )
     return guard(() =>
       this.db.transaction(
         (tx) => {
-          tx.run(sql`insert into api_key_usage (key_id, day, request_count, last_used_at)
-            select value ->> 0, value ->> 1, value ->> 2, value ->> 3 from json_each(${rows}) where true
+          // A bucket of refusals only has no last use (0 → null), and never moves last_used_at.
+          tx.run(sql`insert into api_key_usage (key_id, day, request_count, rate_limited_count, credits_refused_count, last_used_at)
+            select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, nullif(value ->> 5, 0)
+            from json_each(${rows}) where true
             on conflict (key_id, day) do update set
               request_count = request_count + excluded.request_count,
-              last_used_at = max(coalesce(last_used_at, 0), excluded.last_used_at)`)
+              rate_limited_count = rate_limited_count + excluded.rate_limited_count,
+              credits_refused_count = credits_refused_count + excluded.credits_refused_count,
+              last_used_at = nullif(max(coalesce(last_used_at, 0), coalesce(excluded.last_used_at, 0)), 0)`)
         },
         // BEGIN IMMEDIATE: take the write lock up front, so a second process cannot make this
         // transaction's snapshot stale between its read and its write (SQLITE_BUSY_SNAPSHOT).
+        { behavior: 'immediate' },
+      ),
+    )
+  }
+
+  leaseCredits(keyId: string, want: number, now: Date): Promise<CreditLease | null> {
+    return guard(() =>
+      this.db.transaction(
+        (tx) => {
+          const row = tx.select(creditColumns(apiKeys)).from(apiKeys).where(eq(apiKeys.id, keyId)).get()
+          const effective = row === undefined ? null : effectiveCredits(row, now.getTime())
+          if (row === undefined || effective === null) return null
+          const granted = Math.min(Math.max(0, want), effective.remaining)
+          const refilledAt = new Date(effective.refilledAtMs)
+          tx.update(apiKeys)
+            .set({ creditsRemaining: effective.remaining - granted, creditsRefilledAt: refilledAt })
+            .where(eq(apiKeys.id, keyId))
+            .run()
+          return { granted, remaining: effective.remaining - granted, version: row.creditsVersion, refilledAt }
+        },
+        { behavior: 'immediate' },
+      ),
+    )
+  }
+
+  returnCredits(returns: CreditAdjustment[]): Promise<void> {
+    if (returns.length === 0) return Promise.resolve()
+    return guard(() =>
+      this.db.transaction(
+        (tx) => {
+          for (const item of returns) {
+            tx.update(apiKeys)
+              .set({ creditsRemaining: sql`${apiKeys.creditsRemaining} + ${item.amount}` })
+              .where(creditSetting(apiKeys, item))
+              .run()
+          }
+        },
+        { behavior: 'immediate' },
+      ),
+    )
+  }
+
+  settleCredits(spends: CreditAdjustment[], now: Date): Promise<void> {
+    if (spends.length === 0) return Promise.resolve()
+    return guard(() =>
+      this.db.transaction(
+        (tx) => {
+          for (const item of spends) {
+            const row = tx.select(creditColumns(apiKeys)).from(apiKeys).where(eq(apiKeys.id, item.keyId)).get()
+            const effective = row === undefined ? null : effectiveCredits(row, now.getTime())
+            if (row === undefined || effective === null || !sameSetting(row, effective, item)) continue
+            tx.update(apiKeys)
+              .set({ creditsRemaining: Math.max(0, effective.remaining - item.amount), creditsRefilledAt: item.refilledAt })
+              .where(eq(apiKeys.id, item.keyId))
+              .run()
+          }
+        },
         { behavior: 'immediate' },
       ),
     )
@@ -235,7 +311,12 @@ export class SqliteStore implements KeyStore {
     if (keyIds.length === 0) return Promise.resolve([])
     return guard(() =>
       this.db
-        .select({ day: apiKeyUsage.day, count: sum(apiKeyUsage.requestCount).mapWith(Number) })
+        .select({
+          day: apiKeyUsage.day,
+          count: sum(apiKeyUsage.requestCount).mapWith(Number),
+          rateLimited: sum(apiKeyUsage.rateLimitedCount).mapWith(Number),
+          creditsRefused: sum(apiKeyUsage.creditsRefusedCount).mapWith(Number),
+        })
         .from(apiKeyUsage)
         .where(usageSince(apiKeyUsage, keyIds, fromDay))
         .groupBy(apiKeyUsage.day)

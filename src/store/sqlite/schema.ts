@@ -1,4 +1,6 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
+import type { RefillInterval } from '../../core/controls/credits.js'
+import type { RateLimit } from '../../core/controls/rate-limit.js'
 import type { DeliveryAttempt, Environment, Metadata } from '../../core/types.js'
 
 /**
@@ -31,6 +33,18 @@ export const apiKeys = sqliteTable(
     nextRotationAt: integer('next_rotation_at', { mode: 'timestamp_ms' }),
     rotationWebhookUrl: text('rotation_webhook_url'),
     rotationWebhookSecret: text('rotation_webhook_secret'),
+    // Per-key controls (issue 14). Credits: `credits_remaining` null means no credits; the refill
+    // puts it back to the amount when a new period begins after `credits_refilled_at` (the start
+    // of the period the stored value belongs to); `credits_version` changes whenever credits are
+    // set, so counters of an earlier setting are never added back.
+    rateLimits: text('rate_limits', { mode: 'json' }).$type<RateLimit[]>().notNull().default([]),
+    allowedIps: text('allowed_ips', { mode: 'json' }).$type<string[]>().notNull().default([]),
+    creditsRemaining: integer('credits_remaining'),
+    creditsRefillAmount: integer('credits_refill_amount'),
+    creditsRefillInterval: text('credits_refill_interval').$type<RefillInterval>(),
+    creditsRefilledAt: integer('credits_refilled_at', { mode: 'timestamp_ms' }),
+    creditsVersion: integer('credits_version').notNull().default(0),
+    disabledAt: integer('disabled_at', { mode: 'timestamp_ms' }),
   },
   (table) => [
     uniqueIndex('api_keys_key_hash_idx').on(table.keyHash),
@@ -51,6 +65,9 @@ export const apiKeyUsage = sqliteTable(
      * forward from it, so a usage flush is one statement that writes both.
      */
     lastUsedAt: integer('last_used_at', { mode: 'timestamp_ms' }),
+    /** Requests refused that day for a rate limit, and for lack of credits (counted, not admitted). */
+    rateLimitedCount: integer('rate_limited_count').notNull().default(0),
+    creditsRefusedCount: integer('credits_refused_count').notNull().default(0),
   },
   (table) => [primaryKey({ columns: [table.keyId, table.day] })],
 )

@@ -1,0 +1,316 @@
+import type { KeyStore } from '../store.js'
+import type { ApiKeyRecord, VerifiedKey } from '../types.js'
+import type { UsageBuffer } from '../usage/buffer.js'
+import { type CreditsRefill, creditsRetryAfterMs, effectiveCredits, type StoredCredits, storedCreditEpoch } from './credits.js'
+import { compileAllowlist } from './ip.js'
+import type { Limiter } from './limiter.js'
+import { type CreditCharge, type LimitResult, type LimitSubject, limitSubjects, NO_SUBJECTS, type RateLimit } from './rate-limit.js'
+
+/**
+ * Per-key controls on the verification path: IP allowlist, named rate limits and credits.
+ *
+ * A key's controls are compiled once per cache fill (`compileControls`); a key without any gets
+ * `null`, and verification then costs nothing more than that check. For a key with controls, each
+ * request: the client address against the allowlist, then one `consume` of the limiter — in
+ * process (synchronous) or in Redis (one round trip) — that checks every limit and the credits and
+ * spends all or nothing.
+ *
+ * Where credits live:
+ * - With Redis: in a Redis counter per key and credit epoch (exact across instances). Each
+ *   instance adds up what it spent and subtracts it in the database on its usage flush
+ *   (`settleCredits`). A missing counter (first use, or Redis lost its data) is seeded from the
+ *   database, read fresh, so at most one flush interval of spending can be forgotten.
+ * - Without Redis: in the database, leased in blocks by each process (`leaseCredits`, one atomic
+ *   step) and spent from memory; what a process did not spend goes back on its flush and on
+ *   close (`returnCredits`). The database never hands out more than it holds, so processes never
+ *   overspend together; a crash loses at most the unspent part of one lease (never grants more).
+ */
+
+/** A key's controls, compiled once per cache fill. */
+export interface KeyControls {
+  /** Whose limits and credits a request spends: the key, or its successor during a grace period. */
+  ownerId: string
+  /** The verified key's own hash, to evict it when its cached credit setting turns out stale. */
+  keyHash: string
+  subjects: readonly LimitSubject[]
+  allowIp: ((address: string) => boolean) | null
+  /** The owner's credits as stored when the key was loaded; null: no credits. */
+  credits: StoredCredits | null
+  refill: CreditsRefill | null
+  /** The owner's own limits and ranges (not its tenant's), as the no-escalation rule compares them. */
+  rateLimits: readonly RateLimit[]
+  allowedIps: readonly string[]
+}
+
+/** What the `RateLimit` headers of a limited key's response report (see src/http/ratelimit-headers.ts). */
+export interface LimitReport {
+  result: LimitResult
+  subjects: readonly LimitSubject[]
+  refill: CreditsRefill | null
+  /** Ms until the credits come back (next refill), null without a refill. */
+  creditsResetMs: number | null
+}
+
+/**
+ * What verification may ask of the request it verifies, only when the key has controls. Built
+ * once per middleware, so a request costs no allocation for it.
+ */
+export interface RequestFacts<R> {
+  /** The client's address (after the host's trusted proxies), for IP allowlists. */
+  clientAddress(request: R): string | undefined
+  /** How many units of its limits and credits this request spends. @default 1 */
+  cost?(request: R): number
+}
+
+/** Compiles what a key's requests are checked against; null when there is nothing to check. */
+export function compileControls(keyHash: string, owner: ApiKeyRecord, tenantLimits: readonly RateLimit[]): KeyControls | null {
+  const subjects = limitSubjects({ id: owner.id, tenantId: owner.tenantId, rateLimits: owner.rateLimits }, tenantLimits)
+  const hasCredits = owner.creditsRemaining !== null
+  if (subjects === NO_SUBJECTS && !hasCredits && owner.allowedIps.length === 0) return null
+  return {
+    ownerId: owner.id,
+    keyHash,
+    subjects,
+    allowIp: owner.allowedIps.length === 0 ? null : compileAllowlist(owner.allowedIps),
+    credits: hasCredits ? owner : null,
+    refill:
+      owner.creditsRefillAmount !== null && owner.creditsRefillInterval !== null
+        ? { amount: owner.creditsRefillAmount, interval: owner.creditsRefillInterval }
+        : null,
+    rateLimits: owner.rateLimits,
+    allowedIps: owner.allowedIps,
+  }
+}
+
+type Refusal = Extract<Decision, { ok: false }>
+type Decision =
+  | { ok: true; key: VerifiedKey; limits?: LimitReport }
+  | { ok: false; code: RefusalCode; limits?: LimitReport; detail?: string }
+type RefusalCode = 'ip_not_allowed' | 'rate_limited' | 'credits_exhausted' | 'limiter_unavailable' | 'store_unavailable'
+
+const IP_NOT_ALLOWED: Refusal = Object.freeze({ ok: false, code: 'ip_not_allowed' })
+/** A lease asks for at most this many credits at once, so one process never holds a large share. */
+const MAX_LEASE = 1000
+
+export interface ControlEnforcerOptions {
+  limiter: Limiter
+  store: () => KeyStore | undefined
+  usage: () => UsageBuffer | undefined
+  evict: (keyHash: string) => void
+  onError: (error: unknown, context: string) => void
+}
+
+export class ControlEnforcer {
+  readonly limiter: Limiter
+  readonly #options: ControlEnforcerOptions
+  readonly #redis: boolean
+  /** One lease at a time per owner: concurrent requests that ran out share it. */
+  readonly #leasing = new Map<string, Promise<void>>()
+  /** How much the next lease of an owner asks for: what it spent in the last flush interval. */
+  readonly #leaseSize = new Map<string, number>()
+  /** With Redis: what this process spent per owner and credit epoch since its last flush. */
+  #spent = new Map<string, { ownerId: string; epoch: string; amount: number }>()
+
+  constructor(options: ControlEnforcerOptions) {
+    this.#options = options
+    this.limiter = options.limiter
+    this.#redis = options.limiter.redis !== undefined
+  }
+
+  /** Checks one request of a key that passed `decide` and has controls. Never throws. */
+  enforce<R>(key: VerifiedKey, controls: KeyControls, nowMs: number, request: R | undefined, facts: RequestFacts<R> | undefined) {
+    if (controls.allowIp !== null) {
+      const address = request === undefined ? undefined : facts?.clientAddress(request)
+      if (address === undefined || !controls.allowIp(address)) return IP_NOT_ALLOWED
+    }
+    const cost = request === undefined || facts?.cost === undefined ? 1 : facts.cost(request)
+    if (!Number.isInteger(cost) || cost < 0) {
+      this.#options.onError(new Error(`the cost of a request must be a whole number >= 0, got ${cost}`), 'rate limit')
+      return this.#refuse('limiter_unavailable', undefined, controls)
+    }
+    const charge = this.#charge(controls, nowMs)
+    const result = this.limiter.consume(controls.subjects, cost, nowMs, charge)
+    if (result instanceof Promise) {
+      return result.then(
+        (settled) => this.#conclude(key, controls, cost, nowMs, charge, settled, true),
+        (error: unknown) => {
+          this.#options.onError(error, 'rate limit')
+          return this.#refuse('limiter_unavailable', undefined, controls)
+        },
+      )
+    }
+    return this.#conclude(key, controls, cost, nowMs, charge, result, true)
+  }
+
+  /**
+   * Spends up to `amount` more credits of a verified key (metering after the work was done):
+   * never below 0, never refused. Returns what was charged and what is left; null without credits.
+   */
+  async charge(controls: KeyControls, amount: number, nowMs: number): Promise<{ charged: number; remaining: number } | null> {
+    const charge = this.#charge(controls, nowMs)
+    if (charge === undefined || controls.credits === null) return null
+    if (this.#redis && this.limiter.redis !== undefined) {
+      const seeded = { ...charge, seed: effectiveCredits(controls.credits, nowMs)?.remaining ?? 0 }
+      const done = await this.limiter.redis.chargeCredits(seeded, amount)
+      this.#count(controls.ownerId, charge.epoch, done.charged)
+      return done
+    }
+    const ledger = this.limiter.local.ledger
+    let charged = ledger.charge(charge.keyId, charge.epoch, amount)
+    if (charged < amount) {
+      const epoch = await this.#lease(controls, amount - charged, nowMs)
+      charged += ledger.charge(charge.keyId, epoch, amount - charged)
+    }
+    return { charged, remaining: ledger.available(charge.keyId, ledger.epochOf(charge.keyId) ?? charge.epoch) }
+  }
+
+  /** Credits of a key this process holds and has not spent (leased, without Redis), for display. */
+  held(record: ApiKeyRecord, nowMs: number): number {
+    if (this.#redis) return 0
+    const epoch = storedCreditEpoch(record, nowMs)
+    return epoch === null ? 0 : this.limiter.local.ledger.peek(record.id, epoch)
+  }
+
+  /** Gives back unspent leases (without Redis) or subtracts what was spent (with Redis), in the database. */
+  async flush(nowMs: number): Promise<void> {
+    const store = this.#options.store()
+    if (store === undefined) return
+    if (this.#redis) {
+      const spent = this.#spent
+      this.#spent = new Map()
+      const adjustments = [...spent.values()]
+        .filter((item) => item.amount > 0)
+        .map((item) => adjustment(item.ownerId, item.epoch, item.amount))
+      try {
+        await store.settleCredits(adjustments, new Date(nowMs))
+      } catch (error) {
+        // Kept for the next flush: credits are subtracted late rather than never.
+        for (const item of spent.values()) this.#count(item.ownerId, item.epoch, item.amount)
+        throw error
+      }
+      return
+    }
+    const ledger = this.limiter.local.ledger
+    for (const { keyId, spent } of ledger.drainSpent()) this.#leaseSize.set(keyId, Math.min(MAX_LEASE, Math.max(1, spent)))
+    const returns = []
+    for (const keyId of ledger.keyIds()) {
+      const unused = ledger.takeUnused(keyId)
+      if (unused !== undefined && unused.amount > 0) returns.push(adjustment(keyId, unused.epoch, unused.amount))
+    }
+    await store.returnCredits(returns)
+  }
+
+  #charge(controls: KeyControls, nowMs: number): CreditCharge | undefined {
+    if (controls.credits === null) return undefined
+    const epoch = storedCreditEpoch(controls.credits, nowMs) as string
+    // Redis: no seed, so a missing counter is seeded from the database read fresh (see the header).
+    return { keyId: controls.ownerId, epoch, seed: this.#redis ? -1 : 0 }
+  }
+
+  #conclude(
+    key: VerifiedKey,
+    controls: KeyControls,
+    cost: number,
+    nowMs: number,
+    charge: CreditCharge | undefined,
+    result: LimitResult,
+    retry: boolean,
+  ): Decision | Promise<Decision> {
+    if (result.ok) {
+      this.#options.usage()?.record(key.id, nowMs)
+      if (this.#redis && charge !== undefined) this.#count(charge.keyId, charge.epoch, cost)
+      return { ok: true, key, limits: this.#report(result, controls, nowMs) }
+    }
+    if (retry && charge !== undefined && (result.code === 'credits_unseeded' || (result.code === 'credits_exhausted' && !this.#redis))) {
+      return this.#refill(controls, cost, charge, nowMs).then(
+        async (refilled) =>
+          this.#conclude(key, controls, cost, nowMs, refilled, await this.limiter.consume(controls.subjects, cost, nowMs, refilled), false),
+        (error: unknown) => {
+          this.#options.onError(error, 'credits')
+          return this.#refuse('store_unavailable', undefined, controls)
+        },
+      )
+    }
+    if (result.code === 'credits_unseeded') return this.#refuse('limiter_unavailable', undefined, controls)
+    if (result.code === 'rate_limited' || result.code === 'credits_exhausted')
+      this.#options.usage()?.recordRefusal(key.id, nowMs, result.code)
+    const detail =
+      result.code === 'rate_limited'
+        ? `The rate limit "${result.limit.name}" (${result.limit.limit} per ${result.limit.windowMs / 1000} s) is exhausted; retry after ${Math.max(1, Math.ceil(result.retryAfterMs / 1000))} s.`
+        : undefined
+    return this.#refuse(result.code, this.#report(result, controls, nowMs), controls, detail)
+  }
+
+  /**
+   * Makes credits available for a second try: with Redis, reads the database to seed the missing
+   * counter; without, leases a block. The charge to retry with names the database's credit epoch.
+   */
+  async #refill(controls: KeyControls, cost: number, charge: CreditCharge, nowMs: number): Promise<CreditCharge> {
+    if (this.#redis) {
+      const store = this.#options.store()
+      const lease = await store?.leaseCredits(controls.ownerId, 0, new Date(nowMs))
+      if (lease === undefined || lease === null) return { ...charge, seed: 0 }
+      return { keyId: controls.ownerId, epoch: epochName(lease.version, lease.refilledAt.getTime()), seed: lease.remaining }
+    }
+    const epoch = await this.#lease(controls, cost, nowMs)
+    return { ...charge, epoch }
+  }
+
+  /** Leases at least `need` credits (more when the key is busy) into the ledger; returns their epoch. */
+  async #lease(controls: KeyControls, need: number, nowMs: number): Promise<string> {
+    const owner = controls.ownerId
+    const running = this.#leasing.get(owner)
+    if (running !== undefined) {
+      await running
+      const held = this.limiter.local.ledger.epochOf(owner)
+      if (held !== undefined && this.limiter.local.ledger.peek(owner, held) >= need) return held
+    }
+    let epoch = storedCreditEpoch(controls.credits as StoredCredits, nowMs) as string
+    const work = (async () => {
+      const store = this.#options.store()
+      if (store === undefined) return
+      const size = this.#leaseSize.get(owner) ?? 1
+      const lease = await store.leaseCredits(owner, Math.max(need, size), new Date(nowMs))
+      // Busy keys lease more each time within a flush interval, so a burst costs few round trips.
+      this.#leaseSize.set(owner, Math.min(MAX_LEASE, size * 2))
+      if (lease === null) return
+      epoch = epochName(lease.version, lease.refilledAt.getTime())
+      // A PATCH (or a refill) the cache has not seen yet: reload the key rather than keep
+      // counting under a setting the database no longer has.
+      if (epoch !== storedCreditEpoch(controls.credits as StoredCredits, nowMs)) this.#options.evict(controls.keyHash)
+      this.limiter.local.ledger.grant(owner, epoch, lease.granted)
+    })().finally(() => this.#leasing.delete(owner))
+    this.#leasing.set(owner, work)
+    await work
+    return epoch
+  }
+
+  #count(ownerId: string, epoch: string, amount: number): void {
+    const id = `${ownerId}\u0000${epoch}`
+    const entry = this.#spent.get(id)
+    if (entry === undefined) this.#spent.set(id, { ownerId, epoch, amount })
+    else entry.amount += amount
+  }
+
+  #report(result: LimitResult, controls: KeyControls, nowMs: number): LimitReport {
+    const creditsResetMs = controls.refill === null ? null : creditsRetryAfterMs({ remaining: 0, refill: controls.refill }, nowMs)
+    return { result, subjects: controls.subjects, refill: controls.refill, creditsResetMs }
+  }
+
+  #refuse(code: RefusalCode, limits: LimitReport | undefined, _controls: KeyControls, detail?: string): Refusal {
+    const refusal: Refusal = { ok: false, code }
+    if (limits !== undefined) refusal.limits = limits
+    if (detail !== undefined) refusal.detail = detail
+    return refusal
+  }
+}
+
+/** A credit epoch's name: the setting (version) and the period start of the credits. */
+function epochName(version: number, refilledAtMs: number): string {
+  return `${version}:${refilledAtMs}`
+}
+
+function adjustment(keyId: string, epoch: string, amount: number) {
+  const [version, refilledAtMs] = epoch.split(':').map(Number) as [number, number]
+  return { keyId, version, refilledAt: new Date(refilledAtMs), amount }
+}
