@@ -80,18 +80,18 @@ describe('the usage chart', () => {
     expect(chart(days([10, 20]))).not.toContain('Rate-limited')
   })
 
-  it('reads the second series from the core’s daily usage where a day reports rateLimited', () => {
-    const usage = {
-      daily: [
-        { date: '2026-03-01', requests: 4 },
-        { date: '2026-03-02', requests: 6 },
-      ],
-    } as KeyUsage
-    expect(usageSeries(usage)).toEqual([
+  it('takes the second series from the core’s daily usage when the key has a rate limit or some day had refusals', () => {
+    const day = (date: string, requests: number, rateLimited: number) => ({ date, requests, rateLimited, creditsRefused: 0 })
+    const quiet = { daily: [day('2026-03-01', 4, 0), day('2026-03-02', 6, 0)] } as KeyUsage
+    expect(usageSeries(quiet, { rateLimits: [] })).toEqual([
       { date: '2026-03-01', requests: 4 },
       { date: '2026-03-02', requests: 6 },
     ])
-    const limited = { daily: [{ date: '2026-03-01', requests: 4, rateLimited: 2 }] } as unknown as KeyUsage
-    expect(usageSeries(limited)).toEqual([{ date: '2026-03-01', requests: 4, rateLimited: 2 }])
+    expect(usageSeries(quiet, { rateLimits: [{ name: 'per-minute', limit: 10, windowMs: 60_000 }] })).toEqual([
+      { date: '2026-03-01', requests: 4, rateLimited: 0 },
+      { date: '2026-03-02', requests: 6, rateLimited: 0 },
+    ])
+    const refused = { daily: [day('2026-03-01', 4, 2)] } as KeyUsage
+    expect(usageSeries(refused, { rateLimits: [] })).toEqual([{ date: '2026-03-01', requests: 4, rateLimited: 2 }])
   })
 })

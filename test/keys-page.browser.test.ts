@@ -307,6 +307,7 @@ describe.skipIf(!hasChromium)('the keys page in a browser', () => {
       ['the list', () => page.goto(`${example.url}${MOUNT}`)],
       ['the create form', () => page.goto(`${example.url}${MOUNT}/new`)],
       ['the create form with errors', () => page.getByRole('button', { name: 'Create key' }).click()],
+      ['the limits, unfolded', () => page.getByText('Limits: requests, credits and IP addresses (optional)').click()],
       ['the secret, once', () => createKeyWithMouse(page, 'Scanned')],
       ['a key’s page with its chart', () => page.goto(keyPage)],
       ['the revoke dialog', () => page.getByRole('button', { name: 'Revoke', exact: true }).click()],
@@ -339,7 +340,10 @@ describe.skipIf(!hasChromium)('the keys page in a browser', () => {
       if (!created.ok) throw new Error(created.error.detail)
       return created.value
     }
-    const production = await make(62, 'Production server', { scopes: ['orders:read', 'orders:write'] })
+    const production = await make(62, 'Production server', {
+      scopes: ['orders:read', 'orders:write'],
+      rateLimits: [{ name: 'per-minute', limit: 600, windowMs: 60_000 }],
+    })
     const laptop = await make(45, 'Old laptop', { scopes: ['orders:write'] })
     const old = await make(40, 'Nightly export', { scopes: ['orders:read'] })
     await make(21, 'Staging', { environment: 'test', scopes: ['orders:read', 'orders:write'] })
@@ -355,6 +359,8 @@ describe.skipIf(!hasChromium)('the keys page in a browser', () => {
         keyId: production.apiKey.id,
         day: day(offset),
         count: Math.round(900 + 500 * Math.sin(offset / 2.2) + (offset % 7 === 1 ? -600 : 0) + offset * 12),
+        // A few busy days ran into the rate limit.
+        rateLimited: Math.max(0, Math.round(400 * Math.sin(offset / 2.2) - 150)),
         lastUsedAt: new Date(now - offset * 86_400_000),
       })),
     )

@@ -403,6 +403,64 @@ describe('the keys page: creating a key', () => {
     ).toBe(403)
   })
 
+  it('creates a key with a rate limit, credits and allowed IP addresses, shown on the key’s page', async () => {
+    const { post, request, kw } = pageApp()
+    const answer = await post(`${MOUNT}/new`, {
+      name: 'Limited',
+      environment: 'live',
+      scopes: 'orders:read',
+      expires: 'never',
+      rate_limit: '120',
+      rate_limit_window: 'minute',
+      credits: '5000',
+      credits_refill: 'month',
+      allowed_ips: '203.0.113.0/24\r\n2001:db8::/32',
+    })
+    expect(answer.status).toBe(201)
+    // Not verified here: the key may be used only from the ranges above.
+    const listed = await kw.listKeys({ tenantId: 'acme' })
+    const id = listed.ok ? (listed.value.items[0]?.id ?? '') : ''
+    const stored = await kw.getKey({ tenantId: 'acme' }, id)
+    expect(stored.ok && stored.value).toMatchObject({
+      rateLimits: [{ name: 'per-minute', limit: 120, windowMs: 60_000 }],
+      credits: { remaining: 5000, refill: { amount: 5000, interval: 'month' } },
+      allowedIps: ['203.0.113.0/24', '2001:db8::/32'],
+    })
+    const page = textOf(await (await request(`${MOUNT}/${id}`)).text())
+    expect(page).toContain('Rate limit 120 requests per minute')
+    expect(page).toContain('Credits 5,000 left, set back to 5,000 every month')
+    expect(page).toContain('Allowed IP addresses 203.0.113.0/24 2001:db8::/32')
+  })
+
+  it('shows what is wrong with the limits next to them, in the form’s words and the API’s, and opens them', async () => {
+    const { post, kw } = pageApp()
+    const base = { name: 'x', environment: 'live', scopes: 'orders:read', expires: 'never' }
+    const typed = await (await post(`${MOUNT}/new`, { ...base, rate_limit: 'lots', credits: '', credits_refill: 'day' })).text()
+    expect(fieldErrorIn(typed, 'rate_limits')).toBe('Rate limit must be a whole number of requests.')
+    expect(fieldErrorIn(typed, 'credits')).toBe('Credits must be given to be refilled.')
+    expect(typed).toContain('<details class="more" open="">')
+    const core = await post(`${MOUNT}/new`, { ...base, rate_limit: '0', allowed_ips: '203.0.113.0/24\n10.0.0.1/8' })
+    expect(core.status).toBe(400)
+    const html = await core.text()
+    expect(fieldErrorIn(html, 'rate_limits')).toBe('Rate limit must be at least 1.')
+    expect(fieldErrorIn(html, 'allowed_ips')).toBe(
+      'Allowed IP addresses: “10.0.0.1/8” has bits set beyond the /8 prefix; did you mean 10.0.0.0/8?',
+    )
+    expect(html).toContain('10.0.0.1/8</textarea>')
+    const listed = await kw.listKeys({ tenantId: 'acme' })
+    expect(listed.ok && listed.value.items).toEqual([])
+  })
+
+  it('leaves the limits out of the form with controls: false, and ignores them if posted', async () => {
+    const { post, request, kw } = pageApp({ controls: false })
+    expect(await (await request(`${MOUNT}/new`)).text()).not.toContain('Rate limit')
+    const answer = await post(`${MOUNT}/new`, { name: 'x', environment: 'live', scopes: 'orders:read', expires: 'never', rate_limit: '1' })
+    expect(answer.status).toBe(201)
+    const verified = await kw.verify(secretIn(await answer.text()) as string)
+    const stored = await kw.getKey({ tenantId: 'acme' }, verified.ok ? verified.key.id : '')
+    expect(stored.ok && stored.value.rateLimits).toEqual([])
+  })
+
   it('escapes what people type: a name with markup is shown as text', async () => {
     const { post, request } = pageApp()
     const name = '<img src=x onerror=alert(1)>"'
@@ -605,6 +663,24 @@ describe('the keys page: one key', () => {
     expect(svg.match(/<rect class="bar"/g)).toHaveLength(30)
     expect(svg).toMatch(/<title>\d+ [A-Z][a-z]{2}: 3 requests<\/title><\/rect>/)
     expect(textOf(html)).toContain('3 requests in 30 days')
+  })
+
+  it('draws the requests a rate limit refused as a second series beside the requests', async () => {
+    const { request, kw } = pageApp()
+    const created = await kw.createKey(
+      { tenantId: 'acme' },
+      { name: 'Limited', rateLimits: [{ name: 'per-minute', limit: 2, windowMs: 60_000 }] },
+    )
+    if (!created.ok) throw new Error(created.error.detail)
+    const outcomes = []
+    for (let index = 0; index < 3; index++) outcomes.push((await kw.verify(created.value.key)).ok)
+    expect(outcomes).toEqual([true, true, false])
+    await kw.flushUsage()
+    const html = await (await request(`${MOUNT}/${created.value.apiKey.id}`)).text()
+    expect(html.match(/<rect class="bar second"/g)).toHaveLength(30)
+    expect(html).toMatch(/<title>\d+ [A-Z][a-z]{2}: 1 rate-limited request<\/title>/)
+    expect(html).toMatch(/<title>\d+ [A-Z][a-z]{2}: 2 requests<\/title>/)
+    expect(textOf(html)).toContain('Rate-limited requests')
   })
 
   it('shows a History section only when the host gives one, and a failing history does not fail the page', async () => {

@@ -28,7 +28,9 @@ export const FIELD_LABELS: Record<string, string> = {
   grace: 'Old key keeps working for',
   status: 'Status',
   cursor: 'Page',
-  // Issue 14 (rate limits, credits, allowed IPs): add the labels of their form fields here.
+  rate_limits: 'Rate limit',
+  credits: 'Credits',
+  allowed_ips: 'Allowed IP addresses',
 }
 
 /**
@@ -55,16 +57,30 @@ function labelOf(field: string): string {
 
 /** `name`, `must not be blank` → `Name must not be blank.` */
 export function fieldMessage(field: string, message: string): string {
-  return `${labelOf(field)} ${message.replace(/\.$/, '')}.`
+  return `${labelOf(field)} ${sentenceEnd(message)}`
 }
 
+/** A message as the end of a sentence: a full stop unless it has its own (`did you mean 10.0.0.0/8?`). */
+function sentenceEnd(message: string): string {
+  return /[.?!]$/.test(message) ? message : `${message}.`
+}
+
+/**
+ * What was typed into the form's list fields (one entry per line), so a message about an item names
+ * it: `Allowed IP addresses: “10.0.0.1/8” has bits set beyond the /8 prefix…`.
+ */
+export type ListEntries = Record<string, readonly string[]>
+
 /** Field errors (from the core or the form) as a problem, keeping the first message of each field. */
-export function problemOf(status: number, errors: readonly FieldError[], general: string[] = []): FormProblem {
+export function problemOf(status: number, errors: readonly FieldError[], general: string[] = [], entries: ListEntries = {}): FormProblem {
   // No prototype: field names come from the core, and `__proto__` must stay a plain key.
   const fields: Record<string, string> = Object.create(null)
   for (const error of errors) {
     const field = formFieldOf(error.field)
-    fields[field] ??= fieldMessage(field, error.message)
+    const [, index] = error.field.split('.')
+    const entry = Object.hasOwn(entries, field) && index !== undefined && /^\d+$/.test(index) ? entries[field]?.[Number(index)] : undefined
+    fields[field] ??=
+      entry === undefined ? fieldMessage(field, error.message) : `${labelOf(field)}: “${entry}” ${sentenceEnd(error.message)}`
   }
   return { status, fields, general }
 }
@@ -74,9 +90,10 @@ export function problemOf(status: number, errors: readonly FieldError[], general
  * the scopes; anything else is about the whole form. The words are the core's own (`detail`), so the
  * page says what the API says; never a stack trace.
  */
-export function problemFromError(error: KeywardError, scopeField?: string): FormProblem {
+export function problemFromError(error: KeywardError, scopeField?: string, entries: ListEntries = {}): FormProblem {
   const status = ERRORS[error.code].status
-  if (error.code === 'validation_error' && error.errors !== undefined && error.errors.length > 0) return problemOf(status, error.errors)
+  if (error.code === 'validation_error' && error.errors !== undefined && error.errors.length > 0)
+    return problemOf(status, error.errors, [], entries)
   if (error.code === 'insufficient_scope' && scopeField !== undefined)
     return { status, fields: { [scopeField]: error.detail }, general: [] }
   return { status, fields: {}, general: [error.detail] }
@@ -111,12 +128,42 @@ export interface CreateFormValues {
   fullAccess: boolean
   /** `never` or a number of days. */
   expires: string
-  // Issue 14: rate limits, credits and allowed IPs join here (as the strings typed), read in
-  // `readCreateForm` below, shown by `ControlsFields` in views/create.tsx.
+  /** The controls (issue 14), as typed: empty means none. */
+  rateLimit: string
+  rateLimitWindow: string
+  credits: string
+  creditsRefill: string
+  allowedIps: string
 }
 
+/** The windows the rate limit field offers, and the name the limit gets (what `RateLimit` headers show). */
+export const RATE_LIMIT_WINDOWS: Record<string, { label: string; windowMs: number; name: string }> = {
+  second: { label: 'second', windowMs: 1000, name: 'per-second' },
+  minute: { label: 'minute', windowMs: 60_000, name: 'per-minute' },
+  hour: { label: 'hour', windowMs: 3_600_000, name: 'per-hour' },
+  day: { label: 'day', windowMs: 86_400_000, name: 'per-day' },
+}
+
+export const CREDIT_REFILLS = ['never', 'day', 'month'] as const
+
 export function emptyCreateForm(abilities: Abilities): CreateFormValues {
-  return { name: '', environment: abilities.environments[0] ?? 'live', scopes: [], fullAccess: false, expires: 'never' }
+  return {
+    name: '',
+    environment: abilities.environments[0] ?? 'live',
+    scopes: [],
+    fullAccess: false,
+    expires: 'never',
+    rateLimit: '',
+    rateLimitWindow: 'minute',
+    credits: '',
+    creditsRefill: 'never',
+    allowedIps: '',
+  }
+}
+
+/** The allowed IP addresses as typed: one per line (commas and spaces separate them too). */
+export function allowedIpEntries(text: string): string[] {
+  return text.split(/[\s,]+/).filter((entry) => entry !== '')
 }
 
 /**
@@ -127,6 +174,7 @@ export function readCreateForm(
   form: URLSearchParams,
   abilities: Abilities,
   expiryDays: readonly number[],
+  withControls = true,
 ): { values: CreateFormValues; input?: CreateKeyInput; problem?: FormProblem } {
   const values: CreateFormValues = {
     name: (form.get('name') ?? '').trim(),
@@ -134,6 +182,11 @@ export function readCreateForm(
     scopes: [...new Set(valuesOf(form, 'scopes'))],
     fullAccess: form.get('full_access') === 'on',
     expires: form.get('expires') ?? 'never',
+    rateLimit: (form.get('rate_limit') ?? '').trim(),
+    rateLimitWindow: form.get('rate_limit_window') ?? 'minute',
+    credits: (form.get('credits') ?? '').trim(),
+    creditsRefill: form.get('credits_refill') ?? 'never',
+    allowedIps: form.get('allowed_ips') ?? '',
   }
   const errors: FieldError[] = []
   if (!abilities.environments.includes(values.environment as never)) {
@@ -153,10 +206,11 @@ export function readCreateForm(
   }
   const days = values.expires === 'never' ? undefined : Number(values.expires)
   if (days !== undefined && !expiryDays.includes(days)) errors.push({ field: 'expires', message: 'must be one of the choices offered' })
+  const controls = withControls ? readControls(values, errors) : {}
   // Blank names are the core's to refuse, in its words; the other errors are reported with them.
   if (errors.length > 0) {
     if (values.name === '') errors.unshift({ field: 'name', message: 'must not be empty' })
-    return { values, problem: problemOf(400, errors) }
+    return { values, problem: problemOf(400, errors, [], { allowed_ips: allowedIpEntries(values.allowedIps) }) }
   }
   const input: CreateKeyInput = {
     name: values.name,
@@ -165,5 +219,32 @@ export function readCreateForm(
     scopes: values.fullAccess ? [] : values.scopes,
   }
   if (days !== undefined) input.expiresInSeconds = days * 86_400
-  return { values, input }
+  return { values, input: { ...input, ...controls } }
+}
+
+/**
+ * The controls of issue 14 as the core's input: one rate limit (count per window), credits with an
+ * optional daily or monthly refill to the same number, and allowed IP ranges. Only the form's own
+ * choices are checked here; the numbers' bounds and the ranges are the core's to check.
+ */
+function readControls(values: CreateFormValues, errors: FieldError[]): Pick<CreateKeyInput, 'rateLimits' | 'credits' | 'allowedIps'> {
+  const controls: Pick<CreateKeyInput, 'rateLimits' | 'credits' | 'allowedIps'> = {}
+  const window = Object.hasOwn(RATE_LIMIT_WINDOWS, values.rateLimitWindow) ? RATE_LIMIT_WINDOWS[values.rateLimitWindow] : undefined
+  if (window === undefined) errors.push({ field: 'rate_limits', message: 'must be per second, minute, hour or day' })
+  else if (values.rateLimit !== '') {
+    if (!/^\d+$/.test(values.rateLimit)) errors.push({ field: 'rate_limits', message: 'must be a whole number of requests' })
+    else controls.rateLimits = [{ name: window.name, limit: Number(values.rateLimit), windowMs: window.windowMs }]
+  }
+  const refill = values.creditsRefill as (typeof CREDIT_REFILLS)[number]
+  if (!CREDIT_REFILLS.includes(refill)) errors.push({ field: 'credits', message: 'must refill never, every day or every month' })
+  else if (values.credits === '') {
+    if (refill !== 'never') errors.push({ field: 'credits', message: 'must be given to be refilled' })
+  } else if (!/^\d+$/.test(values.credits)) errors.push({ field: 'credits', message: 'must be a whole number' })
+  else {
+    const remaining = Number(values.credits)
+    controls.credits = { remaining, refill: refill === 'never' ? null : { amount: remaining, interval: refill } }
+  }
+  const ranges = allowedIpEntries(values.allowedIps)
+  if (ranges.length > 0) controls.allowedIps = ranges
+  return controls
 }

@@ -69,6 +69,13 @@ export interface KeysPageOptions {
    */
   expiryDays?: readonly number[]
   /**
+   * Offer the per-key controls on the create form: a rate limit (requests per second, minute, hour
+   * or day), credits (with a daily or monthly refill) and allowed IP addresses. keyward's API accepts
+   * more (up to 5 named limits); the page offers the common case.
+   * @default true
+   */
+  controls?: boolean
+  /**
    * The grace periods offered when rotating, in seconds: how long the old key keeps working. The
    * first is preselected.
    * @default [3600, 0, 86400, 604800]
@@ -115,6 +122,7 @@ export interface ResolvedPageOptions {
   fullAccess: boolean
   environments: readonly Environment[]
   expiryDays: readonly number[]
+  controls: boolean
   gracePeriods: readonly number[]
   trustedOrigins: ReadonlySet<string>
   title: string
@@ -168,6 +176,7 @@ export function resolvePageOptions(options: KeysPageOptions, defaultKeyward: () 
     fullAccess: options.fullAccess ?? scopes.length === 0,
     environments: [...new Set(environments)],
     expiryDays: [...new Set(expiryDays)],
+    controls: options.controls !== false,
     gracePeriods: [...new Set(gracePeriods)],
     trustedOrigins,
     title: options.title ?? 'API keys',

@@ -8,7 +8,16 @@ import { answerBeforeBody, readBodyFirst } from '../hono/body.js'
 import { type KeysRouterBindings, PATH_BINDING } from '../hono/fallback.js'
 import { defaultKeyward } from '../index.js'
 import { ASSETS } from './assets/index.js'
-import { emptyCreateForm, type FormProblem, isPageError, parseForm, problemFromError, problemOf, readCreateForm } from './forms.js'
+import {
+  allowedIpEntries,
+  emptyCreateForm,
+  type FormProblem,
+  isPageError,
+  parseForm,
+  problemFromError,
+  problemOf,
+  readCreateForm,
+} from './forms.js'
 import { abilitiesOf, type KeysPageOptions, type ResolvedPageOptions, resolvePageOptions } from './options.js'
 import { isCrossSite, pageHeaders } from './security.js'
 import { CreateView } from './views/create.js'
@@ -141,7 +150,7 @@ export function createKeysPage(options: KeysPageOptions): Hono<KeysPageEnv> {
     const abilities = abilitiesOf(c.var.actor, resolved)
     if (!abilities.write) return cannotWrite(c, resolved)
     const view = viewOf(c, resolved, c.var.actor)
-    const read = readCreateForm(form, abilities, resolved.expiryDays)
+    const read = readCreateForm(form, abilities, resolved.expiryDays, resolved.controls)
     const again = (problem: FormProblem) =>
       render(
         c,
@@ -150,8 +159,10 @@ export function createKeysPage(options: KeysPageOptions): Hono<KeysPageEnv> {
       )
     if (read.input === undefined) return again(read.problem ?? problemOf(400, []))
     const created = await instance(resolved).createKey(c.var.actor, read.input)
-    if (!created.ok)
-      return isPageError(created.error.code) ? errorPage(c, resolved, created.error) : again(problemFromError(created.error, 'scopes'))
+    if (!created.ok) {
+      if (isPageError(created.error.code)) return errorPage(c, resolved, created.error)
+      return again(problemFromError(created.error, 'scopes', { allowed_ips: allowedIpEntries(read.values.allowedIps) }))
+    }
     // The secret goes out in this answer's body only: no redirect carries it, no cache keeps it.
     return render(c, <SecretView view={view} secret={created.value.key} apiKey={created.value.apiKey} />, 201)
   })

@@ -146,7 +146,15 @@ input[type="text"], select {
   font: inherit; color: var(--text); background: var(--bg); border: 1px solid var(--control-border);
   border-radius: 0.4rem; padding: 0.4rem 0.6rem; min-width: 12rem; max-width: 100%;
 }
-input[type="text"] { width: 100%; }
+input[type="text"], textarea { width: 100%; }
+textarea { font: inherit; color: var(--text); background: var(--bg); border: 1px solid var(--control-border); border-radius: 0.4rem; padding: 0.4rem 0.6rem; }
+.row { display: flex; flex-wrap: wrap; gap: 0.5rem 0.75rem; align-items: center; }
+.row input[type="text"] { width: 10rem; }
+.row label { font-weight: 400; }
+details.more { border: 1px solid var(--line); border-radius: 0.5rem; padding: 0.2rem 1rem 0.2rem; }
+details.more[open] { padding-bottom: 1rem; }
+details.more > summary { margin: 0.5rem 0; font-weight: 600; }
+details.more > .field + .field, details.more > summary + .field { margin-top: 1rem; }
 input[type="checkbox"] { width: 1.1rem; height: 1.1rem; margin: 0.15rem 0 0; accent-color: var(--accent); }
 fieldset { border: 1px solid var(--line); border-radius: 0.5rem; padding: 0.6rem 1rem 0.9rem; margin: 0; min-width: 0; }
 fieldset legend { padding: 0 0.3rem; }

@@ -1,5 +1,5 @@
 import { plural } from '../format.js'
-import type { CreateFormValues, FormProblem } from '../forms.js'
+import { CREDIT_REFILLS, type CreateFormValues, type FormProblem, RATE_LIMIT_WINDOWS } from '../forms.js'
 import type { Abilities } from '../options.js'
 import { describedBy, ErrorSummary, FieldError, Layout, links, type ViewContext } from './layout.js'
 
@@ -150,12 +150,7 @@ export function CreateView({ view, abilities, values, expiryDays, problem }: Cre
           </select>
         </div>
 
-        {/*
-          Issue 14 (rate limits, credits, allowed IPs): their fields go here, one `.field` or
-          `<fieldset>` each, named `rate_limits`, `credits` and `allowed_ips` so the core's field
-          errors land next to them (forms.ts: `formFieldOf`, `FIELD_LABELS`), read in
-          `readCreateForm` into the core's `CreateKeyInput`.
-        */}
+        {view.options.controls ? <ControlsFields values={values} problem={problem} /> : null}
 
         <div class="actions">
           <button type="submit" class="primary">
@@ -165,5 +160,94 @@ export function CreateView({ view, abilities, values, expiryDays, problem }: Cre
         </div>
       </form>
     </Layout>
+  )
+}
+
+/**
+ * The per-key controls (issue 14), folded away under "Limits" until they are used: one rate limit,
+ * credits with an optional refill, and the IP addresses the key may be used from. Open when any is
+ * filled in or has a problem, so a person sees what the form kept and what is wrong.
+ */
+function ControlsFields({ values, problem }: { values: CreateFormValues; problem: FormProblem | undefined }) {
+  const used = values.rateLimit !== '' || values.credits !== '' || values.allowedIps.trim() !== ''
+  const wrong = ['rate_limits', 'credits', 'allowed_ips'].some((field) => problem?.fields[field] !== undefined)
+  return (
+    <details class="more" open={used || wrong}>
+      <summary>Limits: requests, credits and IP addresses (optional)</summary>
+      <div class="field">
+        <label for="rate_limits">Rate limit</label>
+        <p class="hint" id="rate_limits-hint">
+          At most this many requests in any moving window; more are refused with 429. Empty: no limit.
+        </p>
+        <FieldError id="rate_limits" message={problem?.fields.rate_limits} />
+        <div class="row">
+          <input
+            type="text"
+            inputmode="numeric"
+            id="rate_limits"
+            name="rate_limit"
+            value={values.rateLimit}
+            aria-describedby={describedBy('rate_limits', problem)}
+            aria-invalid={problem?.fields.rate_limits === undefined ? undefined : 'true'}
+            autocomplete="off"
+          />
+          <label for="rate_limit_window">requests per</label>
+          <select id="rate_limit_window" name="rate_limit_window">
+            {Object.entries(RATE_LIMIT_WINDOWS).map(([value, window]) => (
+              <option value={value} selected={values.rateLimitWindow === value}>
+                {window.label}
+              </option>
+            ))}
+          </select>
+        </div>
+      </div>
+      <div class="field">
+        <label for="credits">Credits</label>
+        <p class="hint" id="credits-hint">
+          What the key may spend: each request uses one credit (or its cost); with none left, requests are refused. A refill sets the
+          credits back to this number. Empty: no credits needed.
+        </p>
+        <FieldError id="credits" message={problem?.fields.credits} />
+        <div class="row">
+          <input
+            type="text"
+            inputmode="numeric"
+            id="credits"
+            name="credits"
+            value={values.credits}
+            aria-describedby={describedBy('credits', problem)}
+            aria-invalid={problem?.fields.credits === undefined ? undefined : 'true'}
+            autocomplete="off"
+          />
+          <label for="credits_refill">refilled</label>
+          <select id="credits_refill" name="credits_refill">
+            {CREDIT_REFILLS.map((refill) => (
+              <option value={refill} selected={values.creditsRefill === refill}>
+                {refill === 'never' ? 'never' : `every ${refill}`}
+              </option>
+            ))}
+          </select>
+        </div>
+      </div>
+      <div class="field">
+        <label for="allowed_ips">Allowed IP addresses</label>
+        <p class="hint" id="allowed_ips-hint">
+          One per line: an address or a range, e.g. 203.0.113.0/24 or 2001:db8::/32. Requests from elsewhere are refused. Empty: from
+          anywhere.
+        </p>
+        <FieldError id="allowed_ips" message={problem?.fields.allowed_ips} />
+        <textarea
+          id="allowed_ips"
+          name="allowed_ips"
+          rows={3}
+          spellcheck={false}
+          autocomplete="off"
+          aria-describedby={describedBy('allowed_ips', problem)}
+          aria-invalid={problem?.fields.allowed_ips === undefined ? undefined : 'true'}
+        >
+          {values.allowedIps}
+        </textarea>
+      </div>
+    </details>
   )
 }

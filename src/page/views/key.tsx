@@ -25,24 +25,28 @@ export interface KeyViewProps {
 }
 
 /**
- * The series the chart draws, from the core's daily usage. The second series (rate-limited requests)
- * is read where the core reports it (issue 14): any numeric `rateLimited` on a day turns it on.
+ * The series the chart draws, from the core's daily usage: requests, and rate-limited requests when
+ * there are any to show — the key has a rate limit, or some day has refusals (a limit since removed).
  */
-export function usageSeries(usage: KeyUsage): ChartDay[] {
-  return usage.daily.map((day) => {
-    const limited = (day as { rateLimited?: unknown }).rateLimited
-    return typeof limited === 'number'
-      ? { date: day.date, requests: day.requests, rateLimited: limited }
-      : { date: day.date, requests: day.requests }
-  })
+export function usageSeries(usage: KeyUsage, key: Pick<ApiKey, 'rateLimits'>): ChartDay[] {
+  const limited = key.rateLimits.length > 0 || usage.daily.some((day) => day.rateLimited > 0)
+  return usage.daily.map((day) =>
+    limited ? { date: day.date, requests: day.requests, rateLimited: day.rateLimited } : { date: day.date, requests: day.requests },
+  )
+}
+
+/** `60000` → `minute`, `7200000` → `2 hours`: a rate limit's window as the page words it. */
+function windowLabel(windowMs: number): string {
+  const named: Record<number, string> = { 1000: 'second', 60000: 'minute', 3600000: 'hour', 86400000: 'day' }
+  return named[windowMs] ?? (windowMs % 1000 === 0 ? formatSeconds(windowMs / 1000) : `${formatCount(windowMs)} ms`)
 }
 
 /** One key: its details, its usage over the last 30 days, what can be done with it, and its history. */
 export function KeyView({ view, apiKey: key, usage, history, canWrite, gracePeriods, nameValue, flash, problem }: KeyViewProps) {
   const href = links(view.mount)
   const active = key.status === 'active'
-  // A key in its grace period can still be cut short; revoked, rotated-out and expired keys are done.
-  const revocable = active || key.status === 'rotating'
+  // A key in its grace period, or disabled, can still be revoked; revoked, rotated-out and expired keys are done.
+  const revocable = active || key.status === 'rotating' || key.status === 'disabled'
   return (
     <Layout view={view} title={key.name}>
       <p>
@@ -88,6 +92,50 @@ export function KeyView({ view, apiKey: key, usage, history, canWrite, gracePeri
             <dd>
               {key.expiresAt === null ? 'Never' : <time datetime={key.expiresAt.toISOString()}>{formatDateTime(key.expiresAt)}</time>}
             </dd>
+            {key.rateLimits.length === 0 ? null : (
+              <>
+                <dt>Rate limit{key.rateLimits.length === 1 ? '' : 's'}</dt>
+                <dd>
+                  {key.rateLimits.map((limit, index) => (
+                    <>
+                      {index === 0 ? '' : ', '}
+                      {plural(limit.limit, 'request')} per {windowLabel(limit.windowMs)}
+                    </>
+                  ))}
+                </dd>
+              </>
+            )}
+            {key.credits === null ? null : (
+              <>
+                <dt>Credits</dt>
+                <dd>
+                  {formatCount(key.credits.remaining)} left
+                  {key.credits.refill === null
+                    ? ''
+                    : `, set back to ${formatCount(key.credits.refill.amount)} every ${key.credits.refill.interval}`}
+                </dd>
+              </>
+            )}
+            {key.allowedIps.length === 0 ? null : (
+              <>
+                <dt>Allowed IP addresses</dt>
+                <dd>
+                  <ul class="scopes">
+                    {key.allowedIps.map((range) => (
+                      <li>
+                        <code>{range}</code>
+                      </li>
+                    ))}
+                  </ul>
+                </dd>
+              </>
+            )}
+            {key.enabled ? null : (
+              <>
+                <dt>Disabled</dt>
+                <dd>Every request made with it is refused until it is enabled again.</dd>
+              </>
+            )}
             {key.graceExpiresAt === null ? null : (
               <>
                 <dt>{key.status === 'rotating' ? 'Works until' : 'Stopped working'}</dt>
@@ -198,7 +246,7 @@ export function KeyView({ view, apiKey: key, usage, history, canWrite, gracePeri
             {usage.keyIds.length > 1 ? (
               <p class="hint">Counts include the {plural(usage.keyIds.length - 1, 'key')} this one replaced.</p>
             ) : null}
-            <UsageChart days={usageSeries(usage)} id="usage-chart" />
+            <UsageChart days={usageSeries(usage, key)} id="usage-chart" />
           </>
         )}
       </section>
