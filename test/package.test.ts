@@ -160,7 +160,10 @@ async function keywardCli<T>(args: string[], database: string): Promise<T> {
 /** A fresh SQLite file with one unrestricted key of `acme`, made with the CLI as an operator would. */
 async function databaseWithKey(name: string): Promise<{ database: string; key: string; id: string }> {
   const database = join(project, `${name}-${Date.now()}.db`)
-  const created = await keywardCli<{ key: string; id: string }>(['create', '--tenant', 'acme', '--name', 'package test'], database)
+  const created = await keywardCli<{ key: string; id: string }>(
+    ['create', '--tenant', 'acme', '--name', 'package test', '--unrestricted'],
+    database,
+  )
   return { database, key: created.key, id: created.id }
 }
 
