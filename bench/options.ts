@@ -18,6 +18,7 @@ export const HELP = `Usage: npm run bench -- [options]
   --skip <ids>         leave these scenarios out
   --pg-url <url>       PostgreSQL server for the bench databases (default $KEYWARD_BENCH_PG_URL
                        or postgres://postgres@127.0.0.1:5432/test; fresh databases are created and dropped)
+  --redis-url <url>    Redis for the *-redis scenarios (default $KEYWARD_BENCH_REDIS_URL or redis://127.0.0.1:6379)
   --cache-dir <dir>    where the seeded large SQLite stores and the key set are kept between runs
                        (default <tmpdir>/keyward-bench-cache)
   --pin                pin the servers to CPU 1 and the load generator to CPU 0 (Linux taskset)
@@ -45,6 +46,8 @@ export interface Options {
   only: string[] | undefined
   skip: string[]
   pgUrl: string
+  /** Redis for the issue 14 scenarios that count in Redis. */
+  redisUrl: string
   cacheDir: string
   pin: boolean
   cpuProf: boolean
@@ -86,6 +89,7 @@ export function parseOptions(args: string[] = process.argv.slice(2)): Options {
       only: { type: 'string' },
       skip: { type: 'string' },
       'pg-url': { type: 'string', default: process.env.KEYWARD_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+      'redis-url': { type: 'string', default: process.env.KEYWARD_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
       'cache-dir': { type: 'string', default: join(tmpdir(), 'keyward-bench-cache') },
       pin: { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
@@ -110,6 +114,7 @@ export function parseOptions(args: string[] = process.argv.slice(2)): Options {
     only: idList(flags.only),
     skip: idList(flags.skip) ?? [],
     pgUrl: flags['pg-url'],
+    redisUrl: flags['redis-url'],
     cacheDir: flags['cache-dir'],
     pin: flags.pin,
     cpuProf: flags['cpu-prof'],

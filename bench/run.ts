@@ -140,6 +140,8 @@ async function startServers(
             ? { keyId: stored?.fixture.keyId, tenantId: stored?.fixture.tenantId }
             : { checkAllKeys: true }),
           cacheMax: scenario.cacheMax,
+          controls: scenario.controls,
+          redis: scenario.redis ? options.redisUrl : undefined,
         }
         try {
           const { child, port } = await startServer(scenario.id, config, { profileDir, pin: options.pin })

@@ -44,6 +44,9 @@ export interface Scenario {
   compareTo?: string
   /** The server's `cache.max` (keyward's default when absent). */
   cacheMax?: number
+  /** Issue 14: the presented key gets a rate limit or credits (never exhausted), counted in process or in Redis. */
+  controls?: 'rate-limit' | 'credits'
+  redis?: boolean
 }
 
 /** In the order they are printed and measured (each member between two runs of its reference). */
@@ -161,6 +164,21 @@ export function allScenarios(options: Pick<Options, 'large' | 'small' | 'missKey
       compareTo: 'hono-postgres',
       ...auth,
     },
+    ...(['rate-limit', 'credits'] as const).flatMap((controls) =>
+      [false, true].map(
+        (redis): Scenario => ({
+          id: `hono-${controls === 'rate-limit' ? 'limit' : 'credits'}-${redis ? 'redis' : 'local'}`,
+          label: `Hono + apiKeyAuth, valid key with ${controls === 'rate-limit' ? 'one rate limit' : 'credits'}, ${redis ? 'Redis' : 'in process'}`,
+          store: 'small',
+          presented: 'valid',
+          expectedStatuses: [200],
+          compareTo: 'hono-valid',
+          controls,
+          redis,
+          ...auth,
+        }),
+      ),
+    ),
     { id: 'express-bare', label: 'Express, bare', server: 'express-bare', presented: 'none', expectedStatuses: [200] },
     {
       id: 'express-empty',

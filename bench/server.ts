@@ -47,6 +47,10 @@ export interface ServerConfig {
   checkAllKeys?: boolean
   /** keyward's `cache.max` (its default when absent). */
   cacheMax?: number
+  /** Give the checked key a rate limit or credits that never run out (issue 14's scenarios). */
+  controls?: 'rate-limit' | 'credits'
+  /** Count limits and credits in Redis at this URL. */
+  redis?: string
 }
 
 /** What the parent reads between rounds; counters only grow. */
@@ -179,6 +183,7 @@ function countUsageWrites(store: KeyStore): KeyStore {
 async function openKeyward(
   database: string,
   cacheMax: number | undefined,
+  redis?: string,
 ): Promise<{ kw: Keyward; store: KeyStore; sqlite: Database.Database | undefined; close: () => Promise<void> }> {
   const isPostgres = /^postgres(ql)?:\/\//.test(database)
   let sqlite: Database.Database | undefined
@@ -194,7 +199,11 @@ async function openKeyward(
   }
   const store = countUsageWrites(opened)
   // Everything else is keyward's default configuration: cache on, usage flushed every second.
-  const kw = keyward({ store, ...(cacheMax !== undefined && { cache: { max: cacheMax } }) })
+  const kw = keyward({
+    store,
+    ...(cacheMax !== undefined && { cache: { max: cacheMax } }),
+    ...(redis !== undefined && { redis, limiter: { keyPrefix: `keyward-bench:${process.pid}:` } }),
+  })
   await kw.ready()
   const close = async () => {
     await kw.close()
@@ -309,7 +318,16 @@ async function main(): Promise<void> {
   const config = JSON.parse(process.env.KEYWARD_BENCH_SERVER ?? '{}') as ServerConfig
   const needsKeys = config.kind.endsWith('-auth')
   if (needsKeys && config.database === undefined) throw new Error(`${config.kind} needs a database`)
-  const opened = needsKeys ? await openKeyward(config.database as string, config.cacheMax) : undefined
+  const opened = needsKeys ? await openKeyward(config.database as string, config.cacheMax, config.redis) : undefined
+  if (opened !== undefined && config.controls !== undefined && config.keyId !== undefined && config.tenantId !== undefined) {
+    // Generous enough never to refuse: the scenario measures the cost of counting, not of refusing.
+    const controls =
+      config.controls === 'rate-limit'
+        ? { rateLimits: [{ name: 'bench', limit: 1_000_000_000, windowMs: 1000 }] }
+        : { credits: { remaining: 1_000_000_000_000 } }
+    const updated = await opened.kw.updateKey({ tenantId: config.tenantId }, config.keyId, controls)
+    if (!updated.ok) throw new Error(`bench: could not set the key's controls: ${updated.error.detail}`)
+  }
   const usage = opened === undefined ? undefined : await usageReader(config, opened)
   const baseline = (await usage?.totalRequests()) ?? 0
   const server = config.kind.startsWith('hono')

@@ -88,6 +88,13 @@ const ISSUE_17: Target[] = [
   p99AtMost('hono-unknown-mix-postgres', 10, 'PostgreSQL 20 % unknown keys p99 ≤ 10 ms'),
 ]
 
+const ISSUE_14: Target[] = [
+  comparisonAtLeast('hono-limit-local', 0.9, 'one rate limit, in process ≥ 0.90× no limits'),
+  comparisonAtLeast('hono-credits-local', 0.9, 'credits, in process ≥ 0.90× no limits'),
+  comparisonAtLeast('hono-limit-redis', 0.5, 'one rate limit, Redis ≥ 0.50× no limits'),
+  comparisonAtLeast('hono-credits-redis', 0.5, 'credits, Redis ≥ 0.50× no limits'),
+]
+
 const ISSUES_4_5: Target[] = [
   ratioAtLeast('hono-valid', 0.7, 'valid key ≥ 0.70× bare Hono'),
   p99AtMost('hono-valid', 2, 'valid key p99 ≤ 2 ms'),
@@ -193,6 +200,8 @@ export function targetsReport(
     'Targets (issue 17):',
     ...targetLines(ISSUE_17, figures, pending),
     ...writeLines(writes, running, options),
+    'Targets (issue 14):',
+    ...targetLines(ISSUE_14, figures, pending),
     'Targets (issues 4, 5):',
     ...targetLines(ISSUES_4_5, figures, pending),
     ...infoLines(figures, running),

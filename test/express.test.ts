@@ -362,6 +362,29 @@ describe.each(versions)('keyward/express on $version', ({ express }) => {
       expect(req.apiKey?.tenantId).toBe('acme')
     })
 
+    it('answers 401 missing_api_key from withApiKey on a route apiKeyAuth() does not guard, without running the handler', async () => {
+      const { kw, adminKey } = await freshKeyward()
+      const app = express()
+      const ran: string[] = []
+      const me = withApiKey((_req: express.Request, res: express.Response, key) => {
+        ran.push(key.id)
+        res.json({ tenant: key.tenantId })
+      })
+      app.use('/v1', apiKeyAuth({ keyward: kw }))
+      app.get('/v1/me', me)
+      // The mistake: the same handler on a path apiKeyAuth() does not cover.
+      app.get('/public/me', me)
+      const { url } = await serve(app)
+      const unguarded = await fetch(`${url}/public/me`, { headers: { 'x-api-key': adminKey } })
+      expect(unguarded.headers.get('www-authenticate')).toBe('Bearer realm="keyward"')
+      await expectProblem(unguarded, 401, 'missing_api_key')
+      expect(ran).toEqual([])
+      const guarded = await fetch(`${url}/v1/me`, { headers: { 'x-api-key': adminKey } })
+      expect(guarded.status).toBe(200)
+      expect(await readJson(guarded)).toEqual({ tenant: 'acme' })
+      expect(ran).toHaveLength(1)
+    })
+
     it('answers 401 from requireScopes when apiKeyAuth did not run first', async () => {
       const app = express()
       app.get('/unprotected', requireScopes('orders:read'), (_req, res) => {

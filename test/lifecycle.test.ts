@@ -1,16 +1,19 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { Webhook } from 'standardwebhooks'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Keyward, type KeywardOptions } from '../src/core/keyward.js'
+import type { Lookup } from '../src/core/lifecycle/transport.js'
 import { type ApiKeyVariables, apiKeyAuth, createKeysRouter } from '../src/hono/index.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 import { webhookDeliveries } from '../src/store/sqlite/schema.js'
 import { TestClock } from './helpers/clock.js'
 import { readJson } from './helpers/http.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
+import { makeCertificate } from './helpers/tls.js'
 
 const tenant = { tenantId: 'acme' }
 const DAY = 86_400_000
@@ -381,18 +384,126 @@ describe('scheduled rotation', () => {
     await store.close()
   })
 
-  it('runs only when started, and stops cleanly', async () => {
+  it('runs only when started: at once, then on its interval, and not after it is stopped', async () => {
+    // Only the intervals are fake, so the scheduler's loop moves when the test says; the store, the
+    // receiver and the deliveries are real. Runs against SQLite are microtasks until a webhook is
+    // sent, so a run that rotates has rotated before the next macrotask.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
+    cleanups.push(() => {
+      vi.useRealTimers()
+    })
+    const nextMacrotask = () => new Promise((resolve) => setImmediate(resolve))
     const clock = new TestClock()
-    const kw = open(tempSqlitePath(), clock)
+    const kw = open(tempSqlitePath(), clock, { cache: false, usage: false })
     const hook = await receiver()
-    await scheduledKey(kw, hook.url)
+    const key = await scheduledKey(kw, hook.url)
+    // The instance's own background loops (if any) are running now: the scheduler's is not one of them.
+    const backgroundTimers = vi.getTimerCount()
     clock.advance(DAY)
-    // Nothing is rotated by a hidden timer.
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    // Nothing is rotated by a hidden timer, however many times the background loops tick.
+    vi.advanceTimersByTime(10 * 60_000)
+    await nextMacrotask()
+    const untouched = await kw.getKey(tenant, key.apiKey.id)
+    expect(untouched.ok && untouched.value.status).toBe('active')
     expect(hook.received).toHaveLength(0)
-    kw.startScheduler({ intervalMs: 20 })
-    for (let i = 0; i < 100 && hook.received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+
+    kw.startScheduler({ intervalMs: 60_000 })
+    expect(vi.getTimerCount()).toBe(backgroundTimers + 1)
+    // The first run starts at once; stopping waits for it.
     await kw.stopScheduler()
     expect(hook.received).toHaveLength(1)
+    expect(vi.getTimerCount()).toBe(backgroundTimers)
+
+    kw.startScheduler({ intervalMs: 60_000 })
+    // Its first run finds nothing due and is over before the next macrotask.
+    await nextMacrotask()
+    clock.advance(DAY)
+    // The interval's tick starts the next run, which rotates the successor; stopping waits for it.
+    vi.advanceTimersByTime(60_000)
+    await kw.stopScheduler()
+    expect(hook.received).toHaveLength(2)
+
+    // Stopped: no tick starts a run, however much time passes (stopping again would wait for one).
+    clock.advance(DAY)
+    vi.advanceTimersByTime(10 * 60_000)
+    await kw.stopScheduler()
+    expect(hook.received).toHaveLength(2)
+    expect(vi.getTimerCount()).toBe(backgroundTimers)
+  })
+
+  it('refuses a delivery whose host name resolves to 127.0.0.1: one failed attempt, no retry, the receiver never reached', async () => {
+    const certificate = makeCertificate('hooks.example.test')
+    const seen: string[] = []
+    const server = createHttpsServer({ key: certificate.key, cert: certificate.cert }, (req, res) => {
+      seen.push(req.url ?? '')
+      res.end('ok')
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())))
+    const port = (server.address() as AddressInfo).port
+    // The name looks public, so it is accepted on save; at delivery it resolves to loopback.
+    const lookups: string[] = []
+    const lookup: Lookup = async (hostname) => {
+      lookups.push(hostname)
+      return [{ address: '127.0.0.1', family: 4 }]
+    }
+    const clock = new TestClock()
+    const kw = open(tempSqlitePath(), clock, {
+      webhooks: { allowPrivateNetworks: false, allowInsecureHttp: false, lookup, ca: certificate.cert, retryScheduleSeconds: [10, 60] },
+    })
+    const key = await scheduledKey(kw, `https://hooks.example.test:${port}/hook`)
+    clock.advance(DAY)
+    expect(await kw.runDueRotations()).toEqual({ rotated: 1, delivered: 0, failed: 1 })
+    expect(lookups).toEqual(['hooks.example.test'])
+    const deliveries = await kw.listDeliveries(tenant, key.apiKey.id)
+    if (!deliveries.ok) throw new Error(deliveries.error.detail)
+    expect(deliveries.value).toHaveLength(1)
+    expect(deliveries.value[0]).toMatchObject({ status: 'failed', nextAttemptAt: null })
+    expect(deliveries.value[0]?.attempts).toEqual([
+      {
+        at: expect.any(String),
+        status: null,
+        error: expect.stringMatching(/refused by the outbound policy/),
+        durationMs: expect.any(Number),
+      },
+    ])
+    // Not retried later either: the refusal settled it.
+    clock.advance(DAY)
+    expect(await kw.deliverWebhooks()).toEqual({ delivered: 0, failed: 0 })
+    expect(lookups).toHaveLength(1)
+    expect(seen).toEqual([])
+  })
+
+  it('neither rotates nor keeps scheduling a key whose webhook URL was saved over http before the policy refused it', async () => {
+    const clock = new TestClock()
+    const errors: string[] = []
+    const kw = open(tempSqlitePath(), clock, {
+      webhooks: { allowPrivateNetworks: false, allowInsecureHttp: false },
+      onError: (error, context) => errors.push(`${context}: ${error instanceof Error ? error.message : String(error)}`),
+    })
+    const hook = await receiver()
+    const legacy = await create(kw, { name: 'legacy', rotationIntervalDays: 1, rotationWebhookUrl: 'https://hooks.example.com/keyward' })
+    const { key } = legacy
+    const record = legacy.apiKey
+    // Saved by an earlier version, straight into the store: the API refuses an http URL now.
+    const store = await kw.ready()
+    await store.updateKey(tenant.tenantId, record.id, { rotationWebhookUrl: hook.url }, clock.date())
+    clock.advance(DAY)
+    expect(await kw.runDueRotations()).toEqual({ rotated: 0, delivered: 0, failed: 0 })
+    const kept = await kw.getKey(tenant, record.id)
+    expect(kept.ok && kept.value).toMatchObject({
+      status: 'active',
+      replacedByKeyId: null,
+      rotationIntervalDays: null,
+      nextRotationAt: null,
+    })
+    const listed = await kw.listKeys(tenant)
+    expect(listed.ok && listed.value.items.map((item) => item.id)).toEqual([record.id])
+    expect(errors).toEqual([expect.stringContaining(`key ${record.id} is refused by the outbound policy`)])
+    // The owner keeps a working key, and the schedule does not come back.
+    expect((await kw.verify(key)).ok).toBe(true)
+    clock.advance(DAY)
+    expect(await kw.runDueRotations()).toEqual({ rotated: 0, delivered: 0, failed: 0 })
+    expect(hook.received).toHaveLength(0)
   })
 })

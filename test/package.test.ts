@@ -352,4 +352,100 @@ export const checks = [object, listed, first, keysOpenApiDocument().openapi sati
     )
     expect(result).toEqual({ code: 0, stdout: '' })
   }, 120_000)
+
+  // Issue 13: a consumer of keyward/hono with skipLibCheck: false got 73 errors, from drizzle-orm's
+  // dialects and a missing @types/better-sqlite3. The entry points a web app imports must not drag
+  // driver or ORM declarations in: these consumers compile strictly with what such an app installs
+  // (@types/node, and @types/express for Express), and never read a driver's or drizzle's .d.ts.
+  it.each([
+    ['keyward/hono', 'strict-hono', STRICT_HONO_CONSUMER],
+    ['keyward/express', 'strict-express', STRICT_EXPRESS_CONSUMER],
+  ])(
+    'type-checks a strict consumer of keyward and %s without skipLibCheck, reading no driver or ORM types',
+    async (_entry, name, source) => {
+      for (const absent of ['@types/better-sqlite3', '@types/pg'])
+        expect(existsSync(join(project, 'node_modules', absent)), absent).toBe(false)
+      writeFileSync(join(project, `${name}.ts`), source)
+      const config = join(project, `tsconfig.${name}.json`)
+      writeFileSync(
+        config,
+        JSON.stringify({
+          compilerOptions: {
+            module: 'NodeNext',
+            moduleResolution: 'NodeNext',
+            target: 'ES2022',
+            strict: true,
+            skipLibCheck: false,
+            noEmit: true,
+            types: ['node'],
+          },
+          files: [`${name}.ts`],
+        }),
+      )
+      const tsc = join(REPO_ROOT, 'node_modules/typescript/bin/tsc')
+      const compile = (...flags: string[]) =>
+        run(process.execPath, [tsc, '-p', config, ...flags], { cwd: project, timeout: 110_000, maxBuffer: 16 * 1024 * 1024 }).then(
+          ({ stdout }) => ({ code: 0, stdout }),
+          (error: { code?: number | string; stdout?: string }) => ({ code: error.code, stdout: error.stdout }),
+        )
+      expect(await compile()).toEqual({ code: 0, stdout: '' })
+      const files = await compile('--listFilesOnly')
+      expect(files.code).toBe(0)
+      const dragged = (files.stdout ?? '')
+        .split('\n')
+        .filter((file) => /node_modules\/(?:drizzle-orm|better-sqlite3|pg|ioredis|@types\/(?:better-sqlite3|pg))\//.test(file))
+      expect(dragged).toEqual([])
+    },
+    240_000,
+  )
 })
+
+/** A Hono app using only `keyward` and `keyward/hono`, the typed client included. */
+const STRICT_HONO_CONSUMER = `import { Hono } from 'hono'
+import { hc } from 'hono/client'
+import { type ApiKey, type KeyObject, keyward, type Result, type KeyPage, toKeyObject, type VerifiedKey } from 'keyward'
+import { apiKeyAuth, createKeysRouter, keysOpenApiDocument, requireScopes } from 'keyward/hono'
+
+const kw = keyward({ database: './keys.db' })
+const router = createKeysRouter({ keyward: kw })
+const app = new Hono()
+app.route('/api-keys', router)
+app.route(
+  '/v1',
+  new Hono().use(apiKeyAuth({ keyward: kw })).get('/orders', requireScopes('orders:read'), (c) => {
+    const key: VerifiedKey = c.var.apiKey
+    return c.json({ tenant: key.tenantId })
+  }),
+)
+const client = hc<typeof router>('http://localhost/api-keys')
+export const firstPage = client.index.$get({ query: { limit: '10' } })
+const created = await kw.createKey({ tenantId: 'acme' }, { name: 'typed' })
+export const object: KeyObject | undefined = created.ok ? toKeyObject(created.value.apiKey) : undefined
+export const apiKey: ApiKey | undefined = created.ok ? created.value.apiKey : undefined
+export const listed: Result<KeyPage> = await kw.listKeys({ tenantId: 'acme' })
+export const version: string = keysOpenApiDocument().openapi
+export default app
+`
+
+/** An Express app using only `keyward` and `keyward/express`. */
+const STRICT_EXPRESS_CONSUMER = `import express from 'express'
+import { keyward, type VerifiedKey } from 'keyward'
+import { apiKeyAuth, createKeysRouter, requireScopes, withApiKey } from 'keyward/express'
+
+const kw = keyward({ database: './keys.db' })
+const app = express()
+app.use('/api-keys', createKeysRouter({ keyward: kw, authenticate: (req: express.Request) => (req.get('x-tenant') ? { tenantId: 'acme' } : null) }))
+app.use('/v1', apiKeyAuth({ keyward: kw }))
+app.get(
+  '/v1/orders',
+  requireScopes('orders:read'),
+  withApiKey((_req: express.Request, res: express.Response, key) => {
+    const verified: VerifiedKey = key
+    res.json({ tenant: verified.tenantId })
+  }),
+)
+app.get('/v1/me', (req, res) => {
+  res.json({ id: req.apiKey?.id ?? null })
+})
+export default app
+`

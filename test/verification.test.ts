@@ -12,7 +12,8 @@ const tenant = { tenantId: 'acme' }
 async function setup(options: Partial<KeywardOptions> = {}) {
   const clock = new TestClock()
   const store = instrument(createSqliteStore({ url: tempSqlitePath() }))
-  const kw = new Keyward({ store, now: clock.now, usage: false, ...options })
+  // Both clocks are the test's: cached entries age and the staleness bound passes only when it says.
+  const kw = new Keyward({ store, now: clock.now, monotonicNow: clock.monotonic, usage: false, ...options })
   await kw.ready()
   const created = await kw.createKey(tenant, { name: 'k', scopes: ['orders:read'] })
   if (!created.ok) throw new Error(created.error.detail)
@@ -167,21 +168,62 @@ describe('verification', () => {
   })
 
   it('fails closed with store_unavailable when the store cannot be read, and never serves past the staleness bound', async () => {
-    const { kw, store, key } = await setup({ cache: { maxStalenessMs: 50, syncIntervalMs: 10 }, onError: () => undefined })
+    // The change log is read only when the test says (syncCache), not by the background poll.
+    const { kw, store, clock, key } = await setup({ cache: { maxStalenessMs: 1000, syncIntervalMs: 3_600_000 }, onError: () => undefined })
     expect((await kw.verify(key)).ok).toBe(true)
     const outage = () => {
       throw new StoreUnavailableError('disk I/O error')
     }
     store.before.readChanges = outage
     store.before.findKeyByHash = outage
-    // The change log cannot be read: once the bound passes, the cached row is not trusted.
-    await new Promise((resolve) => setTimeout(resolve, 120))
+    await kw.syncCache()
+    // The change log cannot be read: the cached row is trusted up to the bound, and not a moment past it.
+    clock.advanceMonotonic(1000)
+    expect((await kw.verify(key)).ok).toBe(true)
+    clock.advanceMonotonic(1)
     expect(await kw.verify(key)).toEqual({ ok: false, code: 'store_unavailable' })
     // The store comes back: the same instance recovers by itself.
     store.before.readChanges = undefined
     store.before.findKeyByHash = undefined
     await kw.syncCache()
     expect((await kw.verify(key)).ok).toBe(true)
+    await kw.close()
+  })
+
+  it('reads the store once for 50 concurrent verifications of one key on a cold cache', async () => {
+    const { kw, store, key } = await setup()
+    expect(store.calls.findKeyByHash ?? 0).toBe(0)
+    const decisions = await Promise.all(Array.from({ length: 50 }, () => kw.verify(key)))
+    expect(decisions.filter((decision) => decision.ok)).toHaveLength(50)
+    expect(store.calls.findKeyByHash).toBe(1)
+    await kw.close()
+  })
+
+  it('does not let a verification that starts after a revoke share a read that began before it', async () => {
+    const { kw, store, key, id } = await setup()
+    // Force the interleaving: the first read completes with the key still active, then waits; the
+    // revoke runs in that gap; a second verification of the same key starts after the revoke.
+    let releaseRead!: () => void
+    let readDone!: () => void
+    const readFinished = new Promise<void>((resolve) => {
+      readDone = resolve
+    })
+    store.after.findKeyByHash = () => {
+      store.after.findKeyByHash = undefined
+      readDone()
+      return new Promise<void>((resolve) => {
+        releaseRead = resolve
+      })
+    }
+    const early = kw.verify(key)
+    await readFinished
+    expect((await kw.revokeKey(tenant, id)).ok).toBe(true)
+    const late = kw.verify(key)
+    releaseRead()
+    // The early one began before the revoke and may answer with what it read; the late one must not.
+    expect((await early).ok).toBe(true)
+    expect(await late).toEqual({ ok: false, code: 'api_key_revoked' })
+    expect(store.calls.findKeyByHash).toBe(2)
     await kw.close()
   })
 

@@ -4,7 +4,14 @@ import type { Actor } from '../core/types.js'
 import { ACTOR_BINDING, bridgeTo, CLIENT_ADDRESS_BINDING, PATH_BINDING } from '../hono/fallback.js'
 import { createKeysRouter as createHonoKeysRouter, type KeysRouterOptions as HonoKeysRouterOptions } from '../hono/router.js'
 import { answerFor } from '../http/problem.js'
-import { type ExpressRequestLike, type KeywardErrorHandler, type KeywardRequestHandler, prepare, send } from './node-http.js'
+import {
+  type ExpressRequestLike,
+  type KeywardErrorHandler,
+  type KeywardRequestHandler,
+  type PreparedAnswer,
+  prepare,
+  send,
+} from './node-http.js'
 
 export interface KeysRouterOptions<Req extends ExpressRequestLike = ExpressRequestLike>
   extends Omit<HonoKeysRouterOptions, 'authenticate'> {
@@ -83,7 +90,7 @@ export function createKeysRouter<Req extends ExpressRequestLike = ExpressRequest
     answer(req, res).catch((error: unknown) => {
       // Never a stack trace on the wire and never the host's error page; the host sees the message in its logs.
       console.error('keyward: unexpected error in the keys router:', error instanceof Error ? error.message : error)
-      if (!res.headersSent) send(res, internalError)
+      if (!res.headersSent) sendNoStore(res, internalError)
       else res.destroy()
     })
   }
@@ -96,10 +103,16 @@ export function createKeysRouter<Req extends ExpressRequestLike = ExpressRequest
     // A parser configured for any type (`express.json({ type: '*/*' })`) fails on a form post: that
     // body is not JSON at all, which the router answers with 415, not as malformed JSON.
     if (code === 'invalid_json' && !JSON_CONTENT_TYPE.test(req.headers['content-type'] ?? '')) code = 'unsupported_media_type'
-    send(res, prepare(answerFor(code, routerOptions.realm ?? 'keyward')))
+    sendNoStore(res, prepare(answerFor(code, routerOptions.realm ?? 'keyward')))
   }
 
   return [keysRouter, keysRouterErrors]
+}
+
+/** The answers Express gives without the Hono router say `no-store` too, as every answer under the mount does. */
+function sendNoStore(res: ServerResponse, answer: PreparedAnswer): void {
+  res.setHeader('cache-control', 'no-store')
+  send(res, answer)
 }
 
 /** `/key_1/rotate?x=1` → `/key_1/rotate`: the path as Express left it below the mount point. */

@@ -57,7 +57,10 @@ export function routeFallback<E extends Env>(
     const relative = trimmed === '/' ? '' : trimmed
     const allowed = patterns.filter((route) => route.pattern.test(relative)).map((route) => route.method)
     const method = c.req.method === 'HEAD' ? 'GET' : c.req.method
-    if (trimmed !== path && allowed.includes(method)) {
+    // `c.req.path`, not `path`: mounted at /api-keys, `/api-keys/` is `/` below the mount, yet the
+    // router's `/` route did not match it (Hono routes strictly); bridged, `/` is the collection itself.
+    const slashed = c.req.path.length > 1 && c.req.path.endsWith('/')
+    if (slashed && allowed.includes(method)) {
       bridge ??= bridgeTo(router)
       return bridge.fetch(c.req.raw, { ...c.env, [ACTOR_BINDING]: c.var.actor ?? c.env?.[ACTOR_BINDING], [PATH_BINDING]: trimmed })
     }

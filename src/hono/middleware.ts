@@ -6,7 +6,6 @@ import type { VerifiedKey } from '../core/types.js'
 import { spendCredits as spendKeyCredits } from '../core/verification/verifier.js'
 import {
   answerFor,
-  fetchHeader,
   type HttpAnswer,
   type KeyExtractionOptions,
   keyExtractor,
@@ -42,14 +41,32 @@ export interface ApiKeyAuthOptions<R = Context> extends KeyExtractionOptions, Co
   clientAddress?: (c: R) => string | undefined
 }
 
+/** What `@hono/node-server` puts in `c.env`: Node's own request (typed here so keyward need not import it). */
+interface NodeBindings {
+  incoming?: { headers: Record<string, string | string[] | undefined>; socket?: { remoteAddress?: string } }
+}
+
 /** The peer address `@hono/node-server` exposes, without importing it. */
 export function nodeSocketAddress(c: Context): string | undefined {
-  return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress
+  return (c.env as NodeBindings | undefined)?.incoming?.socket?.remoteAddress
+}
+
+/**
+ * A request header. Served by `@hono/node-server`, it is read from the object Node's parser
+ * already built (names lower-cased, values validated by the parser): no `Headers` object and no
+ * per-call name checks on the hot path. Anywhere else (other runtimes, `app.request()`, the Express
+ * bridge) through the standard `Request`.
+ */
+export function requestHeader(c: Context, name: string): string | null | undefined {
+  const incoming = (c.env as NodeBindings | undefined)?.incoming
+  if (incoming === undefined) return c.req.raw.headers.get(name)
+  const value = incoming.headers[name]
+  return typeof value === 'string' || value === undefined ? value : value.join(', ')
 }
 
 /** How `apiKeyAuth` and the keys router learn a Hono request's client address and cost. */
 export function honoRequestFacts(options: ApiKeyAuthOptions): RequestFacts<Context> {
-  return requestFacts(options, options.clientAddress ?? nodeSocketAddress, (c) => c.req.raw.headers.get('x-forwarded-for'))
+  return requestFacts(options, options.clientAddress ?? nodeSocketAddress, (c) => requestHeader(c, 'x-forwarded-for'))
 }
 
 /**
@@ -71,7 +88,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler<{
   const facts = honoRequestFacts(options)
   let instance = options.keyward
   return async function apiKeyAuthMiddleware(c, next) {
-    const presented = extract(c.req.raw.headers, fetchHeader)
+    const presented = extract(c, requestHeader)
     if (presented === undefined) return reject(c, answers.missing_api_key)
     instance ??= defaultKeyward()
     let decision = instance.verifyFast(presented, c, facts)

@@ -8,13 +8,13 @@ import { fieldErrors } from '../core/schemas.js'
 import type { Actor } from '../core/types.js'
 import { keyActor } from '../core/verification/verifier.js'
 import { DRAIN_LIMIT_FACTOR } from '../http/body.js'
-import { fetchHeader, type KeyExtractionOptions, keyExtractor } from '../http/problem.js'
+import { type KeyExtractionOptions, keyExtractor } from '../http/problem.js'
 import { limitHeaders } from '../http/ratelimit-headers.js'
 import { toCreatedObject, toDeliveryObject, toKeyObject, toRotatedObject, toUsageObject } from '../http/serialize.js'
 import { defaultKeyward } from '../index.js'
 import { answerBeforeBody, readBodyFirst } from './body.js'
 import { ACTOR_BINDING, CLIENT_ADDRESS_BINDING, type KeysRouterBindings, routeFallback } from './fallback.js'
-import { type ApiKeyAuthOptions, honoRequestFacts, nodeSocketAddress } from './middleware.js'
+import { type ApiKeyAuthOptions, honoRequestFacts, nodeSocketAddress, requestHeader } from './middleware.js'
 import { DEFAULT_OPENAPI_INFO, routerOpenApiDocument } from './openapi-document.js'
 import { problemJson } from './problem.js'
 import { routes } from './routes.js'
@@ -124,7 +124,7 @@ export function createKeysRouter(options: KeysRouterOptions = {}) {
     if (bridged) return { ok: true, value: bridged }
     const hosted = await options.authenticate?.(c)
     if (hosted) return { ok: true, value: hosted }
-    const presented = acceptApiKeys ? extract(c.req.raw.headers, fetchHeader) : undefined
+    const presented = acceptApiKeys ? extract(c, requestHeader) : undefined
     if (presented === undefined) return acceptApiKeys ? fail('missing_api_key') : fail('unauthenticated')
     // Verifying counts a use of the calling key: management calls made with a key are uses of it,
     // and its controls (IP allowlist, rate limits, credits) apply to them.

@@ -122,11 +122,6 @@ export function keyExtractor(
   }
 }
 
-/** The header lookup for a fetch `Headers` object (Hono). */
-export function fetchHeader(headers: Headers, name: string): string | null {
-  return headers.get(name)
-}
-
 /**
  * The answer to a refused verification: the precomputed one, or — for a limited key — one with
  * its own detail (which limit) and its `RateLimit-Policy`, `RateLimit` and `Retry-After` headers.

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { generateKey } from '../../src/core/key-format.js'
 import type { CreateKeyInput, Keyward } from '../../src/core/keyward.js'
 import type { Actor } from '../../src/core/types.js'
-import { keyward } from '../../src/index.js'
+import { type KeywardConfig, keyward } from '../../src/index.js'
 import { TestClock } from '../helpers/clock.js'
 import { readJson } from '../helpers/http.js'
 import { type KeepAliveAnswer, type KeepAliveCall, keepAliveClient } from '../helpers/keep-alive.js'
@@ -77,10 +77,13 @@ export function describeHttpBehaviour(name: string, startServer: StartServer, op
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
   })
 
-  /** A fresh keyward on a fresh SQLite file, a server for it and an unrestricted admin key of `acme`. */
-  async function start() {
+  /**
+   * A fresh keyward on a fresh SQLite file, a server for it and an unrestricted admin key of `acme`.
+   * The environment is empty unless `config` names one: no `KEYWARD_*` variable of the machine leaks in.
+   */
+  async function start(config: KeywardConfig = {}) {
     const clock = new TestClock()
-    const kw = keyward({ database: tempSqlitePath(), now: clock.now })
+    const kw = keyward({ database: tempSqlitePath(), now: clock.now, env: {}, ...config })
     cleanups.push(() => kw.close())
     const handled: string[] = []
     const server = await startServer({ keyward: kw, handled })
@@ -573,6 +576,132 @@ export function describeHttpBehaviour(name: string, startServer: StartServer, op
         expect(defaulted.status).toBe(201)
         expect(await readJson(defaulted)).toMatchObject({ environment: 'test', key: expect.stringMatching(/^sk_test_/) })
       })
+
+      // Issue 12, defect 1: an unrestricted test key listed, edited and revoked live keys.
+      it('confines a test key to test keys: it lists only test keys, even when it asks for live ones', async () => {
+        const { kw, admin, request } = await start()
+        const ci = await mint(kw, { tenantId: TENANT }, { name: 'ci', environment: 'test' })
+        const fixture = await mint(kw, { tenantId: TENANT }, { name: 'fixture', environment: 'test' })
+        const live = await mint(kw, { tenantId: TENANT }, { name: 'production' })
+        const idsOf = async (query: string) =>
+          ((await readJson(await request(`/api-keys${query}`, { key: ci.key }))) as Json[]).map((key) => key.id).sort()
+        expect(await idsOf('')).toEqual([ci.id, fixture.id].sort())
+        expect(await idsOf('?environment=test')).toEqual([ci.id, fixture.id].sort())
+        expect(await idsOf('?environment=live')).toEqual([])
+        expect(await idsOf('?status=active')).toEqual([ci.id, fixture.id].sort())
+        // The live admin still sees both worlds.
+        const all: Json[] = await readJson(await request('/api-keys', { key: admin.key }))
+        expect(all.map((key) => key.id).sort()).toEqual([admin.id, ci.id, fixture.id, live.id].sort())
+      })
+
+      it('answers 404 not_found to a test key for a live key on get, patch, delete, rotate, usage and deliveries, and changes nothing', async () => {
+        const { kw, request } = await start()
+        const ci = await mint(kw, { tenantId: TENANT }, { name: 'ci', environment: 'test' })
+        const live = await mint(kw, { tenantId: TENANT }, { name: 'production' })
+        const before = await stored(kw)
+        for (const [method, path] of routesOf(live.id).filter(([, path]) => path !== '/api-keys')) {
+          const response = await request(path, {
+            method,
+            key: ci.key,
+            json: method === 'PATCH' ? { scopes: [] } : method === 'POST' ? { grace_period_seconds: 0 } : undefined,
+          })
+          await expectProblem(response, 404, 'not_found')
+        }
+        expect(await stored(kw)).toEqual(before)
+        expect((await request('/v1/me', { key: live.key })).status).toBe(200)
+      })
+
+      it('lets a live key manage test keys and live keys alike', async () => {
+        const { kw, admin, request } = await start()
+        const ci = await mint(kw, { tenantId: TENANT }, { name: 'ci', environment: 'test' })
+        const live = await mint(kw, { tenantId: TENANT }, { name: 'production' })
+        for (const target of [ci, live]) {
+          expect((await request(`/api-keys/${target.id}`, { key: admin.key })).status).toBe(200)
+          expect((await request(`/api-keys/${target.id}/usage`, { key: admin.key })).status).toBe(200)
+          const renamed = await request(`/api-keys/${target.id}`, { method: 'PATCH', key: admin.key, json: { name: 'renamed' } })
+          expect(renamed.status).toBe(200)
+          expect((await readJson(renamed)).name).toBe('renamed')
+          expect((await request(`/api-keys/${target.id}`, { method: 'DELETE', key: admin.key })).status).toBe(200)
+        }
+      })
+
+      it('lets a test key manage the test keys it sees', async () => {
+        const { kw, request } = await start()
+        const ci = await mint(kw, { tenantId: TENANT }, { name: 'ci', environment: 'test' })
+        const fixture = await mint(kw, { tenantId: TENANT }, { name: 'fixture', environment: 'test' })
+        expect((await request(`/api-keys/${fixture.id}`, { key: ci.key })).status).toBe(200)
+        expect((await request(`/api-keys/${fixture.id}`, { method: 'PATCH', key: ci.key, json: { name: 'renamed' } })).status).toBe(200)
+        expect((await request(`/api-keys/${fixture.id}/rotate`, { method: 'POST', key: ci.key, json: {} })).status).toBe(201)
+      })
+    })
+
+    describe('keys stronger than the caller', () => {
+      // Issue 12, defect 2: a key scoped to manage keys revoked and renamed the tenant's unrestricted key.
+      const MANAGER_SCOPES = ['api_keys:read', 'api_keys:write', 'orders:read']
+
+      it('answers 403 forbidden to a scoped key renaming, revoking or rotating the unrestricted admin key, and changes nothing', async () => {
+        const { kw, admin, request } = await start()
+        const manager = await mint(kw, { tenantId: TENANT }, { name: 'manager', scopes: MANAGER_SCOPES })
+        const before = await stored(kw)
+        await expectProblem(
+          await request(`/api-keys/${admin.id}`, { method: 'PATCH', key: manager.key, json: { name: 'pwned' } }),
+          403,
+          'forbidden',
+        )
+        await expectProblem(await request(`/api-keys/${admin.id}`, { method: 'DELETE', key: manager.key }), 403, 'forbidden')
+        await expectProblem(
+          await request(`/api-keys/${admin.id}/rotate`, { method: 'POST', key: manager.key, json: { grace_period_seconds: 0 } }),
+          403,
+          'forbidden',
+        )
+        expect(await stored(kw)).toEqual(before)
+        expect((await request('/v1/me', { key: admin.key })).status).toBe(200)
+      })
+
+      it('answers 403 forbidden to a scoped key renaming, revoking or rotating a key with a scope it lacks, and changes nothing', async () => {
+        const { kw, request } = await start()
+        const manager = await mint(kw, { tenantId: TENANT }, { name: 'manager', scopes: MANAGER_SCOPES })
+        const writer = await mint(kw, { tenantId: TENANT }, { name: 'writer', scopes: ['orders:read', 'orders:write'] })
+        const before = await stored(kw)
+        await expectProblem(
+          await request(`/api-keys/${writer.id}`, { method: 'PATCH', key: manager.key, json: { name: 'pwned' } }),
+          403,
+          'forbidden',
+        )
+        await expectProblem(await request(`/api-keys/${writer.id}`, { method: 'DELETE', key: manager.key }), 403, 'forbidden')
+        await expectProblem(
+          await request(`/api-keys/${writer.id}/rotate`, { method: 'POST', key: manager.key, json: {} }),
+          403,
+          'forbidden',
+        )
+        expect(await stored(kw)).toEqual(before)
+        expect((await request('/v1/me', { key: writer.key })).status).toBe(200)
+      })
+
+      it('lets a scoped key rename, rotate and revoke a key within its own scopes', async () => {
+        const { kw, request } = await start()
+        const manager = await mint(kw, { tenantId: TENANT }, { name: 'manager', scopes: MANAGER_SCOPES })
+        const reader = await mint(kw, { tenantId: TENANT }, { name: 'reader', scopes: ['orders:read'] })
+        expect((await request(`/api-keys/${reader.id}`, { method: 'PATCH', key: manager.key, json: { name: 'renamed' } })).status).toBe(200)
+        const rotated: Json = await readJson(
+          await request(`/api-keys/${reader.id}/rotate`, { method: 'POST', key: manager.key, json: { grace_period_seconds: 0 } }),
+        )
+        expect(rotated).toMatchObject({ old_key_id: reader.id, scopes: ['orders:read'] })
+        expect((await request(`/api-keys/${rotated.id}`, { method: 'DELETE', key: manager.key })).status).toBe(200)
+      })
+
+      it('lets a key revoke itself, even without api_keys:write, and it is rejected from the next request on', async () => {
+        const { kw, request } = await start()
+        const leaked = await mint(kw, { tenantId: TENANT }, { name: 'leaked', scopes: ['orders:read'] })
+        const response = await request(`/api-keys/${leaked.id}`, { method: 'DELETE', key: leaked.key })
+        expect(response.status).toBe(200)
+        expect(await readJson(response)).toMatchObject({ id: leaked.id, status: 'revoked' })
+        await expectProblem(await request('/v1/me', { key: leaked.key }), 401, 'api_key_revoked')
+        // Only itself: without api_keys:write it cannot revoke another key.
+        const other = await mint(kw, { tenantId: TENANT }, { name: 'other', scopes: ['orders:read'] })
+        const another = await mint(kw, { tenantId: TENANT }, { name: 'another', scopes: ['orders:read'] })
+        await expectProblem(await request(`/api-keys/${another.id}`, { method: 'DELETE', key: other.key }), 403, 'insufficient_scope')
+      })
     })
 
     describe('bad input', () => {
@@ -889,6 +1018,247 @@ export function describeHttpBehaviour(name: string, startServer: StartServer, op
       })
     })
 
+    describe('webhook URLs', () => {
+      // Issue 12, defect 3: a tenant's webhook URL aimed the server at cloud metadata and loopback, in clear.
+      const REFUSED: [string, RegExp][] = [
+        ['http://169.254.169.254/latest', /^must use https$/],
+        ['https://169.254.169.254/latest/meta-data', /private, loopback, link-local or reserved/],
+        ['https://[::ffff:127.0.0.1]/', /private, loopback, link-local or reserved/],
+        ['https://localhost/', /localhost/],
+      ]
+
+      it('refuses an http, metadata, IPv4-mapped loopback or localhost webhook URL on create with 400 naming rotation_webhook_url', async () => {
+        const { kw, admin, request } = await start()
+        const before = await stored(kw)
+        for (const [url, message] of REFUSED) {
+          const problem = await expectProblem(
+            await request('/api-keys', {
+              method: 'POST',
+              key: admin.key,
+              json: { name: 'hooked', rotation_interval_days: 30, rotation_webhook_url: url },
+            }),
+            400,
+            'validation_error',
+          )
+          expect(problem.errors, url).toEqual([{ field: 'rotation_webhook_url', message: expect.stringMatching(message) }])
+        }
+        expect(await stored(kw)).toEqual(before)
+      })
+
+      it('refuses the same webhook URLs on PATCH, and leaves the key as it was', async () => {
+        const { kw, admin, request } = await start()
+        const target = await mint(kw, { tenantId: TENANT }, { name: 'target', rotationWebhookUrl: 'https://hooks.example.com/keyward' })
+        const before = await stored(kw)
+        for (const [url, message] of REFUSED) {
+          const problem = await expectProblem(
+            await request(`/api-keys/${target.id}`, { method: 'PATCH', key: admin.key, json: { rotation_webhook_url: url } }),
+            400,
+            'validation_error',
+          )
+          expect(problem.errors, url).toEqual([{ field: 'rotation_webhook_url', message: expect.stringMatching(message) }])
+        }
+        expect(await stored(kw)).toEqual(before)
+      })
+
+      it('accepts a public https webhook URL without resolving it', async () => {
+        const { admin, request } = await start()
+        const response = await request('/api-keys', {
+          method: 'POST',
+          key: admin.key,
+          json: { name: 'hooked', rotation_interval_days: 30, rotation_webhook_url: 'https://hooks.example.com/keyward' },
+        })
+        expect(response.status).toBe(201)
+        expect(await readJson(response)).toMatchObject({ rotation_webhook_url: 'https://hooks.example.com/keyward' })
+      })
+
+      it('accepts those webhook URLs when the instance allows private networks and plain http', async () => {
+        const { admin, request } = await start({ webhooks: { allowPrivateNetworks: true, allowInsecureHttp: true } })
+        await expectAccepted(admin, request)
+      })
+
+      it('accepts those webhook URLs when KEYWARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS and KEYWARD_WEBHOOKS_ALLOW_INSECURE_HTTP are true', async () => {
+        const { admin, request } = await start({
+          env: { KEYWARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: 'true', KEYWARD_WEBHOOKS_ALLOW_INSECURE_HTTP: 'true' },
+        })
+        await expectAccepted(admin, request)
+      })
+
+      /** Every URL of REFUSED is taken on create and on PATCH. */
+      async function expectAccepted(admin: Minted, request: (path: string, call?: Call) => Promise<Response>) {
+        for (const [url] of REFUSED) {
+          const created = await request('/api-keys', {
+            method: 'POST',
+            key: admin.key,
+            json: { name: 'hooked', rotation_interval_days: 30, rotation_webhook_url: url },
+          })
+          expect(created.status, url).toBe(201)
+          const { id } = await readJson(created)
+          const patched = await request(`/api-keys/${id}`, { method: 'PATCH', key: admin.key, json: { rotation_webhook_url: url } })
+          expect(patched.status, url).toBe(200)
+          expect((await readJson(patched)).rotation_webhook_url).toBe(url)
+        }
+      }
+    })
+
+    describe('Cache-Control', () => {
+      // Issue 12, defect 4: the secret of a new or rotated key could be kept by a cache on the way.
+      it('sends Cache-Control: no-store with every management answer, success and problem alike', async () => {
+        const { kw, admin, request } = await start()
+        const reader = await mint(kw, { tenantId: TENANT }, { name: 'reader', scopes: ['orders:read'] })
+        const created = await request('/api-keys', { method: 'POST', key: admin.key, json: { name: 'fresh' } })
+        const { id } = await readJson(created.clone())
+        const rotated = await request(`/api-keys/${id}/rotate`, { method: 'POST', key: admin.key, json: { grace_period_seconds: 0 } })
+        const successor: Json = await readJson(rotated.clone())
+        const answers: [string, number, Response][] = [
+          ['create', 201, created],
+          ['rotate', 201, rotated],
+          ['list', 200, await request('/api-keys', { key: admin.key })],
+          ['list with a trailing slash', 200, await request('/api-keys/', { key: admin.key })],
+          ['get', 200, await request(`/api-keys/${successor.id}`, { key: admin.key })],
+          ['patch', 200, await request(`/api-keys/${successor.id}`, { method: 'PATCH', key: admin.key, json: { name: 'renamed' } })],
+          ['usage', 200, await request(`/api-keys/${successor.id}/usage`, { key: admin.key })],
+          ['deliveries', 200, await request(`/api-keys/${successor.id}/webhook-deliveries`, { key: admin.key })],
+          ['revoke', 200, await request(`/api-keys/${successor.id}`, { method: 'DELETE', key: admin.key })],
+          ['no key', 401, await request('/api-keys')],
+          ['unknown key', 401, await request('/api-keys', { key: generateKey('sk', 'live').key })],
+          ['missing scope', 403, await request('/api-keys', { key: reader.key })],
+          ['no such key', 404, await request('/api-keys/key_doesNotExist0000000000', { key: admin.key })],
+          ['rotated-out key', 409, await request(`/api-keys/${id}`, { method: 'PATCH', key: admin.key, json: { name: 'x' } })],
+          ['invalid fields', 400, await request('/api-keys', { method: 'POST', key: admin.key, json: {} })],
+          [
+            'malformed JSON',
+            400,
+            await request('/api-keys', { method: 'POST', key: admin.key, body: '{"name":', contentType: 'application/json' }),
+          ],
+          ['not JSON', 415, await request('/api-keys', { method: 'POST', key: admin.key, body: 'name=x', contentType: 'text/plain' })],
+          [
+            'too large',
+            413,
+            await request('/api-keys', { method: 'POST', key: admin.key, json: { name: 'x', metadata: { blob: 'x'.repeat(20_000) } } }),
+          ],
+          ['other method', 405, await request('/api-keys', { method: 'PUT', key: admin.key, json: {} })],
+          ['unknown route', 404, await request('/api-keys/a/b/c', { key: admin.key })],
+        ]
+        for (const [what, status, response] of answers) {
+          expect(response.status, what).toBe(status)
+          expect(response.headers.get('cache-control'), what).toBe('no-store')
+          await response.arrayBuffer()
+        }
+      })
+    })
+
+    describe('lifecycle', () => {
+      // Issue 12, defect 6: revoked, expired and rotated-out keys are read-only; an empty PATCH changes nothing.
+      it('answers 409 key_revoked to renaming a revoked key, and keeps its name', async () => {
+        const { kw, admin, request } = await start()
+        const revoked = await mint(kw, { tenantId: TENANT }, { name: 'gone' })
+        await kw.revokeKey({ tenantId: TENANT }, revoked.id)
+        const before = await stored(kw)
+        await expectProblem(
+          await request(`/api-keys/${revoked.id}`, { method: 'PATCH', key: admin.key, json: { name: 'revived' } }),
+          409,
+          'key_revoked',
+        )
+        expect(await stored(kw)).toEqual(before)
+      })
+
+      it('answers 409 key_rotated to changing a key during its grace period and after it', async () => {
+        const { kw, clock, admin, request } = await start()
+        const old = await mint(kw, { tenantId: TENANT }, { name: 'billing', scopes: ['orders:read'] })
+        expect(
+          (await request(`/api-keys/${old.id}/rotate`, { method: 'POST', key: admin.key, json: { grace_period_seconds: 60 } })).status,
+        ).toBe(201)
+        for (const phase of ['rotating', 'rotated']) {
+          expect((await readJson(await request(`/api-keys/${old.id}`, { key: admin.key }))).status).toBe(phase)
+          const before = await stored(kw)
+          for (const json of [{ name: 'renamed' }, { scopes: ['orders:write'] }, { expires_at: null }]) {
+            await expectProblem(await request(`/api-keys/${old.id}`, { method: 'PATCH', key: admin.key, json }), 409, 'key_rotated')
+          }
+          expect(await stored(kw), phase).toEqual(before)
+          clock.advance(60 * SECOND)
+        }
+      })
+
+      it('answers 409 key_expired to changing an expired key, even to clear its expiry, and it stays rejected', async () => {
+        const { kw, clock, admin, request } = await start()
+        const expiring = await mint(kw, { tenantId: TENANT }, { name: 'short-lived', expiresInSeconds: 60 })
+        clock.advance(60 * SECOND)
+        const before = await stored(kw)
+        for (const json of [{ expires_at: null }, { expires_at: new Date(clock.ms + 3600 * SECOND).toISOString() }, { name: 'renamed' }]) {
+          await expectProblem(await request(`/api-keys/${expiring.id}`, { method: 'PATCH', key: admin.key, json }), 409, 'key_expired')
+        }
+        expect(await stored(kw)).toEqual(before)
+        await expectProblem(await request('/v1/me', { key: expiring.key }), 401, 'api_key_expired')
+      })
+
+      it('writes nothing for an empty PATCH: updated_at stays, and no change reaches the change log', async () => {
+        const { kw, clock, request } = await start()
+        const target = await mint(kw, { tenantId: TENANT }, { name: 'steady' })
+        const store = await kw.ready()
+        const changesBefore = await store.latestChangeSeq()
+        const created: Json = await readJson(await request(`/api-keys/${target.id}`, { key: target.key }))
+        clock.advance(60 * SECOND)
+        const response = await request(`/api-keys/${target.id}`, { method: 'PATCH', key: target.key, json: {} })
+        expect(response.status).toBe(200)
+        const body: Json = await readJson(response)
+        expect(body.updated_at).toBe(created.updated_at)
+        expect(body).toEqual({ ...created, last_used_at: body.last_used_at })
+        expect(await store.latestChangeSeq()).toBe(changesBefore)
+        expect((await readJson(await request(`/api-keys/${target.id}`, { key: target.key }))).updated_at).toBe(created.updated_at)
+      })
+    })
+
+    describe('routing under the mount point', () => {
+      // Issue 12, defect 7: Hono answered these with 404 text/plain, Express with problem+json.
+      it('answers an unknown path with 404 route_not_found in problem+json', async () => {
+        const { admin, request } = await start()
+        for (const path of ['/api-keys/a/b/c', `/api-keys/${admin.id}/nothing`, `/api-keys/${admin.id}/rotate/again`]) {
+          await expectProblem(await request(path, { key: admin.key }), 404, 'route_not_found')
+        }
+      })
+
+      it('answers a method a known path does not take with 405 method_not_allowed and Allow', async () => {
+        const { kw, admin, request } = await start()
+        const before = await stored(kw)
+        const cases: [string, string, string[]][] = [
+          ['PUT', '/api-keys', ['GET', 'POST']],
+          ['DELETE', '/api-keys', ['GET', 'POST']],
+          ['POST', `/api-keys/${admin.id}`, ['DELETE', 'GET', 'PATCH']],
+          ['PUT', `/api-keys/${admin.id}`, ['DELETE', 'GET', 'PATCH']],
+          ['GET', `/api-keys/${admin.id}/rotate`, ['POST']],
+          ['DELETE', `/api-keys/${admin.id}/usage`, ['GET']],
+          ['POST', `/api-keys/${admin.id}/webhook-deliveries`, ['GET']],
+        ]
+        for (const [method, path, allowed] of cases) {
+          const response = await request(path, { method, key: admin.key, json: method === 'GET' || method === 'DELETE' ? undefined : {} })
+          const allow = response.headers.get('allow')
+          await expectProblem(response, 405, 'method_not_allowed')
+          expect(allow?.split(/,\s*/).sort(), `${method} ${path}`).toEqual(allowed)
+        }
+        expect(await stored(kw)).toEqual(before)
+      })
+
+      it('serves a path with a trailing slash as the path without it', async () => {
+        const { kw, admin, request } = await start()
+        const listed: Json[] = await readJson(await request('/api-keys/', { key: admin.key }))
+        expect(listed.map((key) => key.id)).toEqual([admin.id])
+        const one = await request(`/api-keys/${admin.id}/`, { key: admin.key })
+        expect(one.status).toBe(200)
+        expect((await readJson(one)).id).toBe(admin.id)
+        const created = await request('/api-keys/', { method: 'POST', key: admin.key, json: { name: 'slashed' } })
+        expect(created.status).toBe(201)
+        const body: Json = await readJson(created)
+        expect(body).toMatchObject({ name: 'slashed', key: expect.stringMatching(/^sk_live_/) })
+        const patched = await request(`/api-keys/${body.id}/`, { method: 'PATCH', key: admin.key, json: { name: 'renamed' } })
+        expect(patched.status).toBe(200)
+        expect((await readJson(patched)).name).toBe('renamed')
+        expect((await stored(kw)).find((key) => key.id === body.id)?.name).toBe('renamed')
+        // The trailing slash passes through the same authentication.
+        await expectProblem(await request('/api-keys/'), 401, 'missing_api_key')
+        await expectProblem(await request(`/api-keys/${admin.id}/`, { method: 'PATCH', json: { name: 'x' } }), 401, 'missing_api_key')
+      })
+    })
+
     describe('answers sent before the body is read', () => {
       // Issue 12, defect 5. A keep-alive client sends its next request on the same connection; an
       // answer given before the body was read must leave that connection usable: keyward reads and
@@ -1137,6 +1507,7 @@ function routesOf(id: string): [string, string][] {
     ['DELETE', `/api-keys/${id}`],
     ['POST', `/api-keys/${id}/rotate`],
     ['GET', `/api-keys/${id}/usage`],
+    ['GET', `/api-keys/${id}/webhook-deliveries`],
   ]
 }
 

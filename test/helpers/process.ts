@@ -23,7 +23,7 @@ export async function startAppProcess(databaseUrl: string, env: Record<string, s
   running.add(child)
   let output = ''
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`app process did not start in 20 s:\n${output}`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`app process did not start in 60 s:\n${output}`)), 60_000)
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString()
       const match = /READY (\d+)/.exec(output)
@@ -34,6 +34,7 @@ export async function startAppProcess(databaseUrl: string, env: Record<string, s
     })
     child.stderr?.on('data', (chunk: Buffer) => {
       output += chunk.toString()
+      if (process.env.KEYWARD_TEST_CHILD_STDERR === '1') process.stderr.write(chunk)
     })
     child.once('exit', (code) => {
       clearTimeout(timer)

@@ -106,7 +106,7 @@ export async function throwawayRedis(): Promise<ThrowawayRedis> {
   }
   const stop = async () => {
     const server = child
-    if (server === undefined || server.exitCode !== null) return
+    if (server === undefined || server.exitCode !== null || server.signalCode !== null) return
     await new Promise<void>((resolve) => {
       server.once('exit', () => resolve())
       server.kill('SIGKILL')

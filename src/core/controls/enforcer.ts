@@ -108,6 +108,8 @@ export class ControlEnforcer {
   readonly #leasing = new Map<string, Promise<void>>()
   /** How much the next lease of an owner asks for: what it spent in the last flush interval. */
   readonly #leaseSize = new Map<string, number>()
+  /** Without Redis: what the database had left after this process's last lease, per owner. */
+  readonly #stored = new Map<string, { epoch: string; remaining: number }>()
   /** With Redis: what this process spent per owner and credit epoch since its last flush. */
   #spent = new Map<string, { ownerId: string; epoch: string; amount: number }>()
 
@@ -161,7 +163,15 @@ export class ControlEnforcer {
       const epoch = await this.#lease(controls, amount - charged, nowMs)
       charged += ledger.charge(charge.keyId, epoch, amount - charged)
     }
-    return { charged, remaining: ledger.available(charge.keyId, ledger.epochOf(charge.keyId) ?? charge.epoch) }
+    const epoch = ledger.epochOf(charge.keyId) ?? charge.epoch
+    return { charged, remaining: ledger.peek(charge.keyId, epoch) + this.#storedRemaining(controls, epoch, nowMs) }
+  }
+
+  /** What the database had left (as of this process's last lease, or the cached row). */
+  #storedRemaining(controls: KeyControls, epoch: string, nowMs: number): number {
+    const known = this.#stored.get(controls.ownerId)
+    if (known !== undefined && known.epoch === epoch) return known.remaining
+    return controls.credits === null ? 0 : (effectiveCredits(controls.credits, nowMs)?.remaining ?? 0)
   }
 
   /** Credits of a key this process holds and has not spent (leased, without Redis), for display. */
@@ -196,6 +206,7 @@ export class ControlEnforcer {
     for (const keyId of ledger.keyIds()) {
       const unused = ledger.takeUnused(keyId)
       if (unused !== undefined && unused.amount > 0) returns.push(adjustment(keyId, unused.epoch, unused.amount))
+      this.#stored.delete(keyId)
     }
     await store.returnCredits(returns)
   }
@@ -216,6 +227,11 @@ export class ControlEnforcer {
     result: LimitResult,
     retry: boolean,
   ): Decision | Promise<Decision> {
+    // Without Redis the ledger holds this process's lease only; what is left is that plus what
+    // the database still had after the lease.
+    if (!this.#redis && charge !== undefined && 'credits' in result && result.credits !== undefined) {
+      result.credits.remaining += this.#storedRemaining(controls, charge.epoch, nowMs)
+    }
     if (result.ok) {
       this.#options.usage()?.record(key.id, nowMs)
       if (this.#redis && charge !== undefined) this.#count(charge.keyId, charge.epoch, cost)
@@ -279,6 +295,7 @@ export class ControlEnforcer {
       // counting under a setting the database no longer has.
       if (epoch !== storedCreditEpoch(controls.credits as StoredCredits, nowMs)) this.#options.evict(controls.keyHash)
       this.limiter.local.ledger.grant(owner, epoch, lease.granted)
+      this.#stored.set(owner, { epoch, remaining: lease.remaining })
     })().finally(() => this.#leasing.delete(owner))
     this.#leasing.set(owner, work)
     await work

@@ -325,6 +325,8 @@ export class RedisLimiter {
   async close(): Promise<void> {
     const client = await this.#clientPromise.catch(() => undefined)
     if (client === undefined) return
+    // QUIT needs a live connection; while Redis is away it would wait for a reconnection.
+    if (client.status !== 'ready') return client.disconnect()
     await client.quit().catch(() => client.disconnect())
   }
 

@@ -1,7 +1,7 @@
 import { effectiveCredits } from '../controls/credits.js'
 import { compileControls, type KeyControls, type LimitReport, type RequestFacts } from '../controls/enforcer.js'
 import { tenantRateLimitsOf } from '../controls/schemas.js'
-import { hashKey, parseKey } from '../key-format.js'
+import { hashKey, keyChecker } from '../key-format.js'
 import type { Clock } from '../options.js'
 import type { Runtime } from '../runtime.js'
 import type { KeyStore } from '../store.js'
@@ -19,7 +19,7 @@ const UNAVAILABLE: Decision = Object.freeze({ ok: false, code: 'store_unavailabl
  */
 const meters = new WeakMap<
   VerifiedKey,
-  { controls: KeyControls; charge: (amount: number) => Promise<{ charged: number; remaining: number } | null> }
+  { controls: KeyControls; clock: Clock; charge: (amount: number) => Promise<{ charged: number; remaining: number } | null> }
 >()
 
 /**
@@ -39,11 +39,12 @@ export function spendCredits(key: VerifiedKey, amount: number): Promise<{ charge
 export function keyActor(decision: { key: VerifiedKey; limits?: LimitReport }): Actor {
   const { key } = decision
   const actor: Actor = { tenantId: key.tenantId, projectId: key.projectId, scopes: key.scopes, environment: key.environment, keyId: key.id }
-  const controls = meters.get(key)?.controls
-  if (controls !== undefined) {
+  const meter = meters.get(key)
+  if (meter !== undefined) {
+    const { controls } = meter
     const result = decision.limits?.result
     const left = result !== undefined && 'credits' in result ? result.credits?.remaining : undefined
-    const stored = controls.credits === null ? null : effectiveCredits(controls.credits, Date.now())
+    const stored = controls.credits === null ? null : effectiveCredits(controls.credits, meter.clock.now())
     actor.controls = {
       rateLimits: controls.rateLimits,
       credits: stored === null ? null : { remaining: left ?? stored.remaining, refill: controls.refill },
@@ -67,7 +68,7 @@ interface PendingRead {
  */
 export class Verifier {
   readonly #runtime: Runtime
-  readonly #prefix: string
+  readonly #checkKey: (candidate: string) => string | null
   readonly #pepper: string | undefined
   readonly #clock: Clock
   readonly #cache: VerificationCache | undefined
@@ -76,7 +77,7 @@ export class Verifier {
 
   constructor(runtime: Runtime) {
     this.#runtime = runtime
-    this.#prefix = runtime.options.prefix
+    this.#checkKey = keyChecker(runtime.options.prefix)
     this.#pepper = runtime.options.pepper
     this.#clock = runtime.options.clock
     this.#cache = runtime.cache
@@ -89,7 +90,7 @@ export class Verifier {
    */
   verifyFast<R>(candidate: string, request?: R, facts?: RequestFacts<R>): Decision | Promise<Decision> {
     // Shape and checksum first: a mistyped or invented key costs no hashing and no I/O.
-    if (parseKey(candidate, this.#prefix) === null) return INVALID
+    if (this.#checkKey(candidate) === null) return INVALID
     const keyHash = hashKey(candidate, this.#pepper)
     const nowMs = this.#clock.now()
     const cache = this.#cache
@@ -134,7 +135,7 @@ export class Verifier {
     if (verdict?.controls) {
       const { controls } = verdict
       const { clock } = this.#runtime.options
-      meters.set(verdict.key, { controls, charge: (amount) => this.#runtime.controls.charge(controls, amount, clock.now()) })
+      meters.set(verdict.key, { controls, clock, charge: (amount) => this.#runtime.controls.charge(controls, amount, clock.now()) })
     }
     // The fence drops the fill if anything was evicted meanwhile (a stale refill, Harsh-2002/Orva#53).
     if (fence !== undefined) this.#cache?.fill(keyHash, { verdict, loadedAtMs: this.#clock.monotonic() }, fence)

@@ -1,0 +1,186 @@
+import { Hono } from 'hono'
+import { hc } from 'hono/client'
+import { HTTPException } from 'hono/http-exception'
+import type { JSONParsed } from 'hono/utils/types'
+import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
+import type { KeyStatus, VerifiedKey } from '../src/core/types.js'
+import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
+import type { CreatedKeyObject, KeyObject } from '../src/http/serialize.js'
+import { type Keyward, keyward } from '../src/index.js'
+import { readJson } from './helpers/http.js'
+import { listen } from './helpers/listen.js'
+import { tempSqlitePath } from './helpers/sqlite.js'
+
+/**
+ * What only the Hono adapter has to get right (issue 13): the router's type is a typed client,
+ * rejections reach a host's `app.onError` as `HTTPException`, and `c.var.apiKey` is typed only
+ * where `apiKeyAuth()` guards. The shared suite (`http.hono.test.ts`) covers the HTTP contract.
+ */
+
+const cleanups: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+
+async function freshKeyward(): Promise<{ kw: Keyward; adminKey: string; readerKey: string }> {
+  const kw = keyward({ database: tempSqlitePath(), env: {} })
+  cleanups.push(() => kw.close())
+  const admin = await kw.createKey({ tenantId: 'acme' }, { name: 'admin' })
+  const reader = await kw.createKey({ tenantId: 'acme' }, { name: 'reader', scopes: ['orders:read'] })
+  if (!admin.ok || !reader.ok) throw new Error('bootstrap failed')
+  return { kw, adminKey: admin.value.key, readerKey: reader.value.key }
+}
+
+async function serve(app: { fetch: (request: Request) => Response | Promise<Response> }): Promise<string> {
+  const server = await listen(app)
+  cleanups.push(() => server.close())
+  return server.url
+}
+
+describe('the typed client', () => {
+  it('types create, list and get from the router and calls a real server with hc()', async () => {
+    const { kw, adminKey } = await freshKeyward()
+    const router = createKeysRouter({ keyward: kw })
+    const url = await serve(new Hono().route('/api-keys', router))
+    const client = hc<typeof router>(`${url}/api-keys`, { headers: { 'x-api-key': adminKey } })
+
+    const created = await client.index.$post({ json: { name: 'typed client', scopes: ['orders:read'] } })
+    expect(created.status).toBe(201)
+    if (created.status !== 201) throw new Error(await created.text())
+    const createdBody = await created.json()
+    // What the client reads is the wire object's type after a JSON round trip (hono's JSONParsed).
+    expectTypeOf(createdBody).toEqualTypeOf<JSONParsed<CreatedKeyObject>>()
+    expectTypeOf(createdBody.key).toEqualTypeOf<string>()
+    expect(createdBody).toMatchObject({ name: 'typed client', scopes: ['orders:read'], key: expect.stringMatching(/^sk_live_/) })
+
+    const listed = await client.index.$get({ query: { limit: '10' } })
+    if (listed.status !== 200) throw new Error(await listed.text())
+    const listBody = await listed.json()
+    expectTypeOf(listBody).toEqualTypeOf<JSONParsed<KeyObject>[]>()
+    expect(listBody.map((key) => key.name).sort()).toEqual(['admin', 'reader', 'typed client'])
+
+    const one = await client[':id'].$get({ param: { id: createdBody.id } })
+    if (one.status !== 200) throw new Error(await one.text())
+    const oneBody = await one.json()
+    expectTypeOf(oneBody).toEqualTypeOf<JSONParsed<KeyObject>>()
+    expectTypeOf(oneBody.status).toEqualTypeOf<KeyStatus>()
+    expect(oneBody).toMatchObject({ id: createdBody.id, status: 'active' })
+    // @ts-expect-error the secret is in the create answer only
+    expect(oneBody.key).toBeUndefined()
+
+    const missing = await client[':id'].$get({ param: { id: 'key_doesNotExist0000000000' } })
+    expect(missing.status).toBe(404)
+    if (missing.status !== 404) throw new Error('expected 404')
+    expect(await missing.json()).toMatchObject({ code: 'not_found' })
+  })
+})
+
+describe('rejections and the host’s onError', () => {
+  /** What a host's onError was handed: the error, and a copy of the answer it carried (if any). */
+  interface Seen {
+    error: unknown
+    carried: Response | undefined
+  }
+
+  /** An app whose /v1 routes are guarded, with or without an onError that records what it sees. */
+  function guardedApp(kw: Keyward, seen?: Seen[]) {
+    const app = new Hono().use('/v1/*', apiKeyAuth({ keyward: kw }))
+    app.get('/v1/me', (c) => c.json({ id: c.var.apiKey.id }))
+    app.post('/v1/orders', requireScopes('orders:write'), (c) => c.json({ tenant: c.var.apiKey.tenantId }, 201))
+    if (seen !== undefined) {
+      app.onError((error, c) => {
+        if (!(error instanceof HTTPException)) {
+          seen.push({ error, carried: undefined })
+          return c.text('host error', 500)
+        }
+        const response = error.getResponse()
+        seen.push({ error, carried: response.clone() })
+        return response
+      })
+    }
+    return app
+  }
+
+  it('hands apiKeyAuth’s and requireScopes’ rejections to app.onError as HTTPException carrying the problem answer', async () => {
+    const { kw, readerKey } = await freshKeyward()
+    const seen: Seen[] = []
+    const url = await serve(guardedApp(kw, seen))
+    const missing = await fetch(`${url}/v1/me`)
+    const insufficient = await fetch(`${url}/v1/orders`, { method: 'POST', headers: { 'x-api-key': readerKey } })
+    expect(seen.map(({ error }) => error instanceof HTTPException && error.status)).toEqual([401, 403])
+    // getResponse() is the answer itself: the host can return it, log it, or wrap it.
+    const [first, second] = seen.map(({ carried }) => carried) as [Response, Response]
+    expect(first.status).toBe(401)
+    expect(first.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+    expect(first.headers.get('www-authenticate')).toBe('Bearer realm="keyward"')
+    expect(await readJson(first)).toMatchObject({ status: 401, code: 'missing_api_key' })
+    expect(second.status).toBe(403)
+    expect(await readJson(second)).toMatchObject({ status: 403, code: 'insufficient_scope' })
+    // The client got exactly that answer, since this onError returns it.
+    expect(missing.status).toBe(401)
+    expect(await readJson(missing)).toMatchObject({ status: 401, code: 'missing_api_key' })
+    expect(insufficient.status).toBe(403)
+    expect(insufficient.headers.get('www-authenticate')).toMatch(/error="insufficient_scope"/)
+  })
+
+  it('answers the same problem without an onError as with one that returns getResponse()', async () => {
+    const { kw, readerKey } = await freshKeyward()
+    const withHandler = await serve(guardedApp(kw, []))
+    const without = await serve(guardedApp(kw))
+    const calls: [string, RequestInit][] = [
+      ['/v1/me', {}],
+      ['/v1/me', { headers: { 'x-api-key': 'sk_live_nope' } }],
+      ['/v1/orders', { method: 'POST', headers: { 'x-api-key': readerKey } }],
+    ]
+    for (const [path, init] of calls) {
+      const [a, b] = [await fetch(`${withHandler}${path}`, init), await fetch(`${without}${path}`, init)]
+      const answer = async (response: Response) => ({
+        status: response.status,
+        type: response.headers.get('content-type'),
+        challenge: response.headers.get('www-authenticate'),
+        body: await response.text(),
+      })
+      const plain = await answer(b)
+      expect(plain.type, path).toMatch(/^application\/problem\+json/)
+      expect(await answer(a), path).toEqual(plain)
+    }
+  })
+})
+
+describe('typing of c.var.apiKey', () => {
+  it('is a compile error on a route apiKeyAuth() does not guard, and typed without casts where it does', async () => {
+    const { kw, adminKey } = await freshKeyward()
+    const app = new Hono()
+    // An unguarded route: reading the key does not compile (it would be a 500 at run time).
+    // @ts-expect-error apiKey is not set on routes apiKeyAuth() does not guard
+    app.get('/public', (c) => c.text(c.var.apiKey.tenantId))
+    // Chained: every route after .use(apiKeyAuth()) reads it typed.
+    const v1 = new Hono().use(apiKeyAuth({ keyward: kw })).get('/chained', (c) => {
+      expectTypeOf(c.var.apiKey).toEqualTypeOf<VerifiedKey>()
+      return c.json({ via: 'chained', tenant: c.var.apiKey.tenantId })
+    })
+    app.route('/v1', v1)
+    // Per route, as the route's own middleware.
+    app.get('/per-route', apiKeyAuth({ keyward: kw }), (c) => {
+      expectTypeOf(c.var.apiKey).toEqualTypeOf<VerifiedKey>()
+      return c.json({ via: 'per route', tenant: c.var.apiKey.tenantId })
+    })
+    // After requireScopes(), behind a path-wide apiKeyAuth().
+    app.use('/scoped/*', apiKeyAuth({ keyward: kw }))
+    app.get('/scoped/orders', requireScopes('orders:read'), (c) => {
+      expectTypeOf(c.var.apiKey).toEqualTypeOf<VerifiedKey>()
+      return c.json({ via: 'requireScopes', tenant: c.var.apiKey.tenantId })
+    })
+    const url = await serve(app)
+    for (const [path, via] of [
+      ['/v1/chained', 'chained'],
+      ['/per-route', 'per route'],
+      ['/scoped/orders', 'requireScopes'],
+    ]) {
+      const response = await fetch(`${url}${path}`, { headers: { 'x-api-key': adminKey } })
+      expect(response.status, path).toBe(200)
+      expect(await readJson(response)).toEqual({ via, tenant: 'acme' })
+      expect((await fetch(`${url}${path}`)).status, path).toBe(401)
+    }
+  })
+})
