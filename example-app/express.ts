@@ -2,10 +2,23 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import express from 'express'
+import { generateSignedCookie } from 'hono/cookie'
+import { parseSigned } from 'hono/utils/cookie'
 import { z } from 'zod'
-import { apiKeyAuth, createKeysRouter, requireScopes, withApiKey } from '../src/express/index.js'
+import { apiKeyAuth, createKeysPage, createKeysRouter, requireScopes, withApiKey } from '../src/express/index.js'
 import { type Keyward, keyward } from '../src/index.js'
 import { bootstrapDemoTenants, DemoOrders, runScheduler, stopOnSignals } from './bootstrap.js'
+import type { ExampleAppOptions } from './hono.js'
+import {
+  DEMO_NOTICE,
+  DEMO_SCOPES,
+  demoSessionSecret,
+  isDemoTenant,
+  KEYS_PAGE_PATH,
+  loginChooserHtml,
+  SESSION_COOKIE,
+  SESSION_COOKIE_OPTIONS,
+} from './session.js'
 
 const orderBody = z.object({ item: z.string().min(1).max(200) })
 
@@ -15,15 +28,50 @@ const orderBody = z.object({ item: z.string().min(1).max(200) })
  * mounted first, as most Express apps do; the keys router copes with the body it already read.
  * Exported so tests can start it on any port.
  */
-export function createExampleApp(kw: Keyward) {
+export function createExampleApp(kw: Keyward, options: ExampleAppOptions = {}) {
   const orders = new DemoOrders()
+  const sessionSecret = options.sessionSecret ?? demoSessionSecret()
   const app = express()
   app.use(express.json())
 
   app.get('/', (_req, res) => {
-    res.json({ service: 'keyward example (Express)', keys: '/api-keys', openapi: '/api-keys/openapi.json' })
+    res.json({
+      service: 'keyward example (Express)',
+      keys: '/api-keys',
+      openapi: '/api-keys/openapi.json',
+      keys_page: `/login?tenant=acme (then ${KEYS_PAGE_PATH})`,
+    })
   })
   app.use('/api-keys', createKeysRouter({ keyward: kw }))
+
+  // The demo sign-in: for the example only (it asks for no password). See example-app/session.ts.
+  app.get('/login', (req, res, next) => {
+    const tenant = req.query.tenant
+    if (!isDemoTenant(tenant)) {
+      res
+        .status(tenant === undefined ? 200 : 400)
+        .type('html')
+        .send(loginChooserHtml())
+      return
+    }
+    generateSignedCookie(SESSION_COOKIE, tenant, sessionSecret, SESSION_COOKIE_OPTIONS).then((cookie) => {
+      res.setHeader('set-cookie', cookie)
+      res.redirect(303, KEYS_PAGE_PATH)
+    }, next)
+  })
+  app.use(
+    KEYS_PAGE_PATH,
+    createKeysPage({
+      keyward: kw,
+      authenticate: async (req: express.Request) => {
+        const tenant = (await parseSigned(req.headers.cookie ?? '', sessionSecret, SESSION_COOKIE))[SESSION_COOKIE]
+        return isDemoTenant(tenant) ? { tenantId: tenant } : null
+      },
+      loginUrl: '/login',
+      scopes: DEMO_SCOPES,
+      notice: DEMO_NOTICE,
+    }),
+  )
 
   app.use('/v1', apiKeyAuth({ keyward: kw }))
   app.get(
@@ -72,6 +120,7 @@ export async function main(): Promise<void> {
   console.log(`keyward example (Express) listening on ${baseUrl}`)
   await bootstrapDemoTenants(kw, baseUrl)
   runScheduler(kw)
+  console.log(`\nManage keys in the browser (demo sign-in): ${baseUrl}/login?tenant=acme`)
   stopOnSignals(server, kw)
 }
 

@@ -2,22 +2,67 @@ import { pathToFileURL } from 'node:url'
 import { serve } from '@hono/node-server'
 import { zValidator } from '@hono/zod-validator'
 import { Hono } from 'hono'
+import { getSignedCookie, setSignedCookie } from 'hono/cookie'
 import { z } from 'zod'
-import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
+import { apiKeyAuth, createKeysPage, createKeysRouter, requireScopes } from '../src/hono/index.js'
 import { type Keyward, keyward } from '../src/index.js'
 import { bootstrapDemoTenants, DemoOrders, runScheduler, stopOnSignals } from './bootstrap.js'
 import { addApiReference } from './reference.js'
+import {
+  DEMO_NOTICE,
+  DEMO_SCOPES,
+  demoSessionSecret,
+  isDemoTenant,
+  KEYS_PAGE_PATH,
+  loginChooserHtml,
+  SESSION_COOKIE,
+  SESSION_COOKIE_OPTIONS,
+} from './session.js'
+
+export interface ExampleAppOptions {
+  /**
+   * Signs the demo session cookie.
+   * @default env.KEYWARD_DEMO_SESSION_SECRET, or a random one per start
+   */
+  sessionSecret?: string
+}
 
 /**
  * The example API: a small orders service behind `apiKeyAuth()`, with tenants managing their own
- * keys under /api-keys. Exported so tests (and the browser test) can start it on any port.
+ * keys under /api-keys (with an API key) and on the page at /settings/api-keys (in a browser, after
+ * the demo sign-in at /login?tenant=acme). Exported so tests (and the browser tests) can start it on
+ * any port.
  */
-export function createExampleApp(kw: Keyward) {
+export function createExampleApp(kw: Keyward, options: ExampleAppOptions = {}) {
   const orders = new DemoOrders()
+  const sessionSecret = options.sessionSecret ?? demoSessionSecret()
   const app = new Hono()
 
-  app.get('/', (c) => c.json({ service: 'keyward example', docs: '/reference', keys: '/api-keys' }))
+  app.get('/', (c) =>
+    c.json({ service: 'keyward example', docs: '/reference', keys: '/api-keys', keys_page: `/login?tenant=acme (then ${KEYS_PAGE_PATH})` }),
+  )
   app.route('/api-keys', createKeysRouter({ keyward: kw }))
+
+  // The demo sign-in: for the example only (it asks for no password). See example-app/session.ts.
+  app.get('/login', async (c) => {
+    const tenant = c.req.query('tenant')
+    if (!isDemoTenant(tenant)) return c.html(loginChooserHtml(), tenant === undefined ? 200 : 400)
+    await setSignedCookie(c, SESSION_COOKIE, tenant, sessionSecret, SESSION_COOKIE_OPTIONS)
+    return c.redirect(KEYS_PAGE_PATH, 303)
+  })
+  app.route(
+    KEYS_PAGE_PATH,
+    createKeysPage({
+      keyward: kw,
+      authenticate: async (c) => {
+        const tenant = await getSignedCookie(c, sessionSecret, SESSION_COOKIE)
+        return isDemoTenant(tenant) ? { tenantId: tenant } : null
+      },
+      loginUrl: '/login',
+      scopes: DEMO_SCOPES,
+      notice: DEMO_NOTICE,
+    }),
+  )
 
   // Every /v1 route is behind apiKeyAuth(), and chaining it types c.var.apiKey on each of them.
   const v1 = new Hono()
@@ -49,6 +94,7 @@ export async function main(): Promise<void> {
   })
   await bootstrapDemoTenants(kw, `http://127.0.0.1:${port}`)
   runScheduler(kw)
+  console.log(`\nManage keys in the browser (demo sign-in): http://127.0.0.1:${port}/login?tenant=acme`)
   stopOnSignals(server, kw)
 }
 

@@ -248,6 +248,30 @@ describe('the packed package, installed into a fresh project', () => {
     expect({ exitCode, totalRequests: usage.total_requests }).toEqual({ exitCode: 0, totalRequests: requests })
   })
 
+  it('serves the keys page from the installed package: its compiled JSX and its assets are in the tarball', async () => {
+    writeFileSync(
+      join(project, 'keys-page.mjs'),
+      `import { Hono } from 'hono'
+import { keyward } from 'keyward'
+import { createKeysPage } from 'keyward/hono'
+const kw = keyward({ database: ':memory:' })
+const app = new Hono().route('/keys', createKeysPage({ keyward: kw, authenticate: () => ({ tenantId: 'acme' }) }))
+const page = await app.request('/keys')
+const html = await page.text()
+const stylesheet = await app.request(/href="([^"]+[.]css)"/.exec(html)[1])
+console.log(JSON.stringify({ status: page.status, csp: page.headers.get('content-security-policy'), heading: /<h1>([^<]+)/.exec(html)[1], stylesheet: stylesheet.status }))
+await kw.close()
+`,
+    )
+    const { stdout } = await run(process.execPath, ['keys-page.mjs'], { cwd: project, timeout: 20_000 })
+    expect(JSON.parse(stdout)).toEqual({
+      status: 200,
+      csp: expect.stringContaining("script-src 'self'"),
+      heading: 'API keys',
+      stylesheet: 200,
+    })
+  })
+
   it('installs the keyward binary: npx keyward creates and lists keys', async () => {
     const database = join(project, `cli-${Date.now()}.db`)
     const bin = join(project, 'node_modules/.bin/keyward')
@@ -289,8 +313,8 @@ describe('the packed package, installed into a fresh project', () => {
       join(project, 'consumer.ts'),
       `import { Hono } from 'hono'
 import { keyward, type ApiKey, type KeyObject, type KeyPage, type Result, toKeyObject } from 'keyward'
-import { apiKeyAuth, keysOpenApiDocument, keysRouter, requireScopes } from 'keyward/hono'
-import { apiKeyAuth as expressAuth } from 'keyward/express'
+import { apiKeyAuth, createKeysPage, keysOpenApiDocument, keysRouter, requireScopes } from 'keyward/hono'
+import { apiKeyAuth as expressAuth, createKeysPage as expressKeysPage } from 'keyward/express'
 import { createSqliteStore } from 'keyward/store/sqlite'
 
 const app = new Hono()
@@ -301,7 +325,8 @@ const created = await kw.createKey({ tenantId: 'acme' }, { name: 'typed' })
 const object: KeyObject | undefined = created.ok ? toKeyObject(created.value.apiKey) : undefined
 const listed: Result<KeyPage> = await kw.listKeys({ tenantId: 'acme' })
 const first: ApiKey | undefined = listed.ok ? listed.value.items[0] : undefined
-export const checks = [object, listed, first, keysOpenApiDocument().openapi satisfies string, expressAuth]
+app.route('/settings/api-keys', createKeysPage({ keyward: kw, authenticate: (c) => ({ tenantId: c.req.header('x-tenant') ?? 'acme' }), scopes: ['orders:read'] }))
+export const checks = [object, listed, first, keysOpenApiDocument().openapi satisfies string, expressAuth, expressKeysPage({ authenticate: () => null })]
 `,
     )
     writeFileSync(

@@ -1,8 +1,10 @@
 import { createKeysRouter } from './router.js'
 
 export { type KeysOpenApiDocumentOptions, keysOpenApiDocument, type OpenApiDocument, type OpenApiInfo } from '../hono/openapi.js'
+export type { KeyHistoryEntry, ScopeChoice } from '../page/index.js'
 export { apiKeyAuth, type ExpressApiKeyAuthOptions as ApiKeyAuthOptions, requireScopes, spendCredits, withApiKey } from './middleware.js'
 export type { ExpressRequestLike, KeywardErrorHandler, KeywardRequestHandler, NextLike } from './node-http.js'
+export { createKeysPage, type KeysPageOptions } from './page.js'
 export { createKeysRouter, type ExpressKeysRouter, type KeysRouterOptions } from './router.js'
 
 /**

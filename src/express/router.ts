@@ -119,7 +119,7 @@ function sendNoStore(res: ServerResponse, answer: PreparedAnswer): void {
 }
 
 /** `/key_1/rotate?x=1` → `/key_1/rotate`: the path as Express left it below the mount point. */
-function relativePath(url: string | undefined): string {
+export function relativePath(url: string | undefined): string {
   if (url === undefined) return '/'
   const query = url.indexOf('?')
   const path = query === -1 ? url : url.slice(0, query)
@@ -131,7 +131,7 @@ function relativePath(url: string | undefined): string {
  * re-serialised from `req.body` under the original content type (so a form post still gets 415,
  * and an oversized body still 413); otherwise the raw stream is passed through untouched.
  */
-function toWebRequest(req: ExpressRequestLike): { request: Request; discardBody: () => void } {
+export function toWebRequest(req: ExpressRequestLike): { request: Request; discardBody: () => void } {
   const headers = new Headers()
   const raw = req.rawHeaders
   for (let i = 0; i < raw.length; i += 2) {
@@ -231,7 +231,7 @@ function bodyStream(req: IncomingMessage): { body: ReadableStream<Uint8Array>; d
   return { body, discard }
 }
 
-async function writeResponse(req: IncomingMessage, res: ServerResponse, response: Response): Promise<void> {
+export async function writeResponse(req: IncomingMessage, res: ServerResponse, response: Response): Promise<void> {
   res.statusCode = response.status
   // The router closes connections it left body bytes on; when Node's parser already has the whole
   // request (a body parser read it, or it all arrived), nothing is left and the connection is kept.
