@@ -683,11 +683,17 @@ describe('the keys page: one key', () => {
     expect(textOf(html)).toContain('Rate-limited requests')
   })
 
-  it('shows a History section only when the host gives one, and a failing history does not fail the page', async () => {
+  it('shows the key’s audit log as its History by default, the host’s own history when given, none with false, and survives a failing one', async () => {
     const at = new Date('2026-03-01T12:00:00Z')
-    const plain = pageApp()
-    const key = await createdKey(plain.kw, { tenantId: 'acme' })
-    expect(await (await plain.request(`${MOUNT}/${key.apiKey.id}`)).text()).not.toContain('History')
+    const audited = pageApp()
+    const key = await createdKey(audited.kw, { tenantId: 'acme' })
+    await audited.kw.updateKey({ tenantId: 'acme', type: 'user', subject: 'jane@acme.example' }, key.apiKey.id, { name: 'Renamed' })
+    const page = textOf(await (await audited.request(`${MOUNT}/${key.apiKey.id}`)).text())
+    expect(page).toContain('History')
+    expect(page).toMatch(/Renamed to “Renamed” · jane@acme\.example.*Created · System/)
+    const none = pageApp({ history: false })
+    const quiet = await createdKey(none.kw, { tenantId: 'acme' })
+    expect(await (await none.request(`${MOUNT}/${quiet.apiKey.id}`)).text()).not.toContain('History')
 
     const seen: string[] = []
     const withHistory = pageApp({

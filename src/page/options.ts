@@ -3,6 +3,7 @@ import type { Keyward } from '../core/keyward.js'
 import { isUnrestricted } from '../core/management/policy.js'
 import { MAX_GRACE_PERIOD_SECONDS, scopeSchema } from '../core/schemas.js'
 import { type Actor, type ApiKey, ENVIRONMENTS, type Environment } from '../core/types.js'
+import { auditHistory } from './history.js'
 
 /** A scope the page offers on its create form. */
 export interface ScopeChoice {
@@ -104,14 +105,14 @@ export interface KeysPageOptions {
    */
   homeUrl?: string
   /**
-   * A key's history, shown on its page under "History" when given. Return null when there is none
-   * to show. keyward's audit log (issue 15) plugs in here.
-   * @default undefined (no History section)
+   * A key's history, shown on its page under "History": keyward's own audit log by default (the
+   * events the person may see, newest first); a function for another source; `false` for none.
+   * @default the audit log's events of the key
    *
    * @example
    * history: async (actor, key) => (await myAudit.eventsFor(actor.tenantId, key.id)).map((event) => ({ at: event.at, what: event.title, who: event.user }))
    */
-  history?: (actor: Actor, key: ApiKey) => readonly KeyHistoryEntry[] | null | Promise<readonly KeyHistoryEntry[] | null>
+  history?: ((actor: Actor, key: ApiKey) => readonly KeyHistoryEntry[] | null | Promise<readonly KeyHistoryEntry[] | null>) | false
 }
 
 export interface ResolvedPageOptions {
@@ -128,7 +129,7 @@ export interface ResolvedPageOptions {
   title: string
   notice: string | undefined
   homeUrl: string | undefined
-  history: KeysPageOptions['history']
+  history: Exclude<KeysPageOptions['history'], false>
 }
 
 /** Checks the options when the page is created, so a mistake fails at start-up, naming the option. */
@@ -168,8 +169,9 @@ export function resolvePageOptions(options: KeysPageOptions, defaultKeyward: () 
     trustedOrigins.add(origin)
   }
   const { loginUrl } = options
+  const resolveKeyward = () => options.keyward ?? defaultKeyward()
   return {
-    keyward: () => options.keyward ?? defaultKeyward(),
+    keyward: resolveKeyward,
     authenticate: options.authenticate,
     loginUrl: loginUrl === undefined ? undefined : typeof loginUrl === 'function' ? loginUrl : () => loginUrl,
     scopes,
@@ -182,7 +184,7 @@ export function resolvePageOptions(options: KeysPageOptions, defaultKeyward: () 
     title: options.title ?? 'API keys',
     notice: options.notice,
     homeUrl: options.homeUrl,
-    history: options.history,
+    history: options.history === false ? undefined : (options.history ?? ((actor, key) => auditHistory(resolveKeyward(), actor, key))),
   }
 }
 

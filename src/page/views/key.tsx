@@ -251,10 +251,7 @@ export function KeyView({ view, apiKey: key, usage, history, canWrite, gracePeri
         )}
       </section>
 
-      {/*
-        HISTORY (issue 15, the audit log): shown when the host passes `history` (options.ts), e.g.
-        fed by `kw.listEvents(actor, { keyId })` once the core has it. Nothing here depends on it.
-      */}
+      {/* History: the audit log's events of the key by default (options.ts `history`). */}
       {history === undefined ? null : (
         <section class="card" aria-labelledby="history-title">
           <h2 id="history-title">History</h2>
