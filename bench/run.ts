@@ -142,6 +142,7 @@ async function startServers(
           cacheMax: scenario.cacheMax,
           controls: scenario.controls,
           redis: scenario.redis ? options.redisUrl : undefined,
+          hostOnError: scenario.hostOnError,
         }
         try {
           const { child, port } = await startServer(scenario.id, config, { profileDir, pin: options.pin })

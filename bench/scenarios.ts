@@ -47,6 +47,8 @@ export interface Scenario {
   /** Issue 14: the presented key gets a rate limit or credits (never exhausted), counted in process or in Redis. */
   controls?: 'rate-limit' | 'credits'
   redis?: boolean
+  /** The host answers HTTPExceptions in its own `app.onError` (see bench/server.ts). */
+  hostOnError?: boolean
 }
 
 /** In the order they are printed and measured (each member between two runs of its reference). */
@@ -106,6 +108,16 @@ export function allScenarios(options: Pick<Options, 'large' | 'small' | 'missKey
       presented: 'bad-checksum',
       expectedStatuses: [401],
       compareTo: 'hono-empty',
+      ...auth,
+    },
+    {
+      id: 'hono-bad-checksum-onerror',
+      label: 'Hono + apiKeyAuth, bad checksum, host onError',
+      store: 'small',
+      presented: 'bad-checksum',
+      expectedStatuses: [401],
+      compareTo: 'hono-empty',
+      hostOnError: true,
       ...auth,
     },
     { id: 'hono-unknown', label: 'Hono + apiKeyAuth, unknown key', store: 'small', presented: 'unknown', expectedStatuses: [401], ...auth },

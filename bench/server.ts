@@ -51,6 +51,8 @@ export interface ServerConfig {
   controls?: 'rate-limit' | 'credits'
   /** Count limits and credits in Redis at this URL. */
   redis?: string
+  /** The host's `app.onError` answers an `HTTPException` with its own response (Hono's documented pattern). */
+  hostOnError?: boolean
 }
 
 /** What the parent reads between rounds; counters only grow. */
@@ -219,10 +221,12 @@ async function importOptional<T>(relative: string): Promise<T> {
   return (await import(specifier)) as T
 }
 
-async function honoApp(kind: ServerKind, kw: Keyward | undefined, presentedKey: string | undefined) {
+async function honoApp(kind: ServerKind, kw: Keyward | undefined, presentedKey: string | undefined, hostOnError = false) {
   const { Hono } = await import('hono')
+  const { HTTPException } = await import('hono/http-exception')
   const { apiKeyAuth } = await import('../src/hono/index.js')
   const app = new Hono()
+  if (hostOnError) app.onError((error, c) => (error instanceof HTTPException ? error.getResponse() : c.text('error', 500)))
   if (kind === 'hono-empty') {
     app.use('/v1/*', async (_c, next) => {
       await next()
@@ -331,7 +335,7 @@ async function main(): Promise<void> {
   const usage = opened === undefined ? undefined : await usageReader(config, opened)
   const baseline = (await usage?.totalRequests()) ?? 0
   const server = config.kind.startsWith('hono')
-    ? await honoApp(config.kind, opened?.kw, config.presentedKey)
+    ? await honoApp(config.kind, opened?.kw, config.presentedKey, config.hostOnError)
     : await expressApp(config.kind, opened?.kw)
 
   let stopping = false
