@@ -1,33 +1,13 @@
-import { execFile } from 'node:child_process'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { EventObject, KeyObject } from '../src/http/serialize.js'
-import { CLI_PATH, ensureBuilt } from './helpers/build.js'
+import { ensureBuilt } from './helpers/build.js'
+import { cli } from './helpers/cli.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
 /**
  * `keyward events` and the CLI as an actor of the audit log (issue 15), through the real binary on
  * a real database file, as test/cli.test.ts runs it.
  */
-
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [CLI_PATH, ...args],
-      { env: { PATH: process.env.PATH, ...env }, timeout: 15_000, encoding: 'utf8' },
-      (error, stdout, stderr) => {
-        if (error !== null && typeof error.code !== 'number') reject(error)
-        else resolve({ code: error === null ? 0 : (error.code as number), stdout, stderr })
-      },
-    )
-  })
-}
 
 beforeAll(async () => {
   await ensureBuilt()

@@ -1,11 +1,11 @@
-import { execFile } from 'node:child_process'
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { KeyObject } from '../src/http/serialize.js'
 import { keyward } from '../src/index.js'
-import { CLI_PATH, ensureBuilt, REPO_ROOT } from './helpers/build.js'
+import { ensureBuilt, REPO_ROOT } from './helpers/build.js'
+import { cli, type Run } from './helpers/cli.js'
 import { freshPostgresDatabase, hasPostgres, PG_ADMIN_URL } from './helpers/postgres.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
@@ -13,26 +13,6 @@ import { tempSqlitePath } from './helpers/sqlite.js'
  * These tests run the real binary (`node dist/cli/index.js`), as `npx keyward` would, against a
  * real database file, and read only what it prints and its exit code.
  */
-
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-function cli(args: string[], env: Record<string, string | undefined> = {}, script = CLI_PATH): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [script, ...args],
-      { env: { PATH: process.env.PATH, ...env }, timeout: 15_000, encoding: 'utf8' },
-      (error, stdout, stderr) => {
-        if (error !== null && typeof error.code !== 'number') reject(error)
-        else resolve({ code: error === null ? 0 : (error.code as number), stdout, stderr })
-      },
-    )
-  })
-}
 
 const SECRET = /\bsk_(live|test)_[0-9A-Za-z]{20,}\b/g
 

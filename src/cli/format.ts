@@ -74,7 +74,28 @@ export function keyDetails(key: KeyObject): string {
   if (key.grace_expires_at !== null) fields.push(['grace until', when(key.grace_expires_at)])
   if (key.rotation_interval_days !== null)
     fields.push(['rotates every', `${key.rotation_interval_days} days (next ${when(key.next_rotation_at)})`])
+  if (!key.enabled) fields.push(['enabled', 'no (disabled: every request with it is refused)'])
+  for (const limit of key.rate_limits) fields.push(['rate limit', `${limit.name}: ${limit.limit} per ${span(limit.window_ms)}`])
+  if (key.credits !== null) {
+    const refill =
+      key.credits.refill === null ? 'no refill' : `refilled to ${key.credits.refill.amount} each ${key.credits.refill.interval}`
+    fields.push(['credits', `${key.credits.remaining} left, ${refill}`])
+  }
+  if (key.allowed_ips.length > 0) fields.push(['allowed IPs', key.allowed_ips.join(', ')])
   return details(fields)
+}
+
+/** A window in the largest unit that divides it: `1s`, `90s`, `1h`, `250ms` (the form `--rate-limit` reads). */
+export function span(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`
+  }
+  return `${ms}ms`
 }
 
 export const EVENT_LIST_HEADER = ['TIME', 'TYPE', 'KEY', 'ACTOR', 'IP', 'REQUEST'] as const
