@@ -26,6 +26,9 @@ import { bucketMsFor, CREDITS_UNSEEDED, type CreditCharge, type LimitResult, typ
  *
  * One Redis node (or a primary with replicas), not Redis Cluster: a request's keys (its key's
  * and its tenant's) do not share a hash slot.
+ *
+ * Over 400 lines on purpose: the Lua script and the TypeScript that seeds, calls and reads it are
+ * one protocol (argument order, status numbers), and stay side by side so they change together.
  */
 
 /** Redis could not answer (down, unreachable, too slow): the caller decides to fall back or refuse. */

@@ -1,3 +1,10 @@
+/**
+ * The PostgreSQL implementation of the whole `KeyStore` contract (src/core/store.ts): keys, change
+ * log, usage, credits, deliveries and the audit log. It is over 400 lines because the contract is:
+ * each method is a short query or one transaction, and they share the table handles, the
+ * transaction helper and the row mapping; the WHERE clauses both stores use live in
+ * ../conditions.ts. Splitting it by table would split transactions that span tables.
+ */
 import { and, asc, desc, eq, gt, inArray, isNull, lt, lte, type SQL, sql, sum } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
