@@ -18,6 +18,7 @@ function controlsApp(expressModule: ExpressModule, { keyward, trustProxy }: Cont
   app.use('/api-keys', createKeysRouter({ keyward, trustProxy }))
   app.get('/v1/me', apiKeyAuth({ keyward, trustProxy }), (req: { apiKey: unknown }, res: Res) => res.json(req.apiKey))
   app.get('/v1/heavy', apiKeyAuth({ keyward, cost: 5 }), (_req: unknown, res: Res) => res.json({ ok: true }))
+  app.get('/v1/fraction', apiKeyAuth({ keyward, cost: () => 1.5 }), (_req: unknown, res: Res) => res.json({ ok: true }))
   app.post('/v1/metered', apiKeyAuth({ keyward }), async (req: Parameters<typeof spendCredits>[0] & { url: string }, res: Res) => {
     const tokens = Number(new URL(req.url, 'http://x').searchParams.get('tokens'))
     res.json(await spendCredits(req, tokens))

@@ -7,6 +7,7 @@ describeControlsBehaviour('Hono (@hono/node-server)', async ({ keyward, trustPro
   const v1 = new Hono()
     .get('/me', apiKeyAuth({ keyward, trustProxy }), (c) => c.json(c.var.apiKey))
     .get('/heavy', apiKeyAuth({ keyward, cost: 5 }), (c) => c.json({ ok: true }))
+    .get('/fraction', apiKeyAuth({ keyward, cost: () => 1.5 }), (c) => c.json({ ok: true }))
     .post('/metered', apiKeyAuth({ keyward }), async (c) => c.json(await spendCredits(c, Number(c.req.query('tokens')))))
   const app = new Hono()
   app.route('/v1', v1)

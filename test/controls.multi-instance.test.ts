@@ -211,3 +211,104 @@ describe.skipIf(!hasRedis)('when Redis stops', () => {
     }
   })
 })
+
+/**
+ * A key's limits and credits belong to its lineage (the key its rotations began with), not to
+ * its row: a rotation neither resets the window nor spends the credits a second time, and what a
+ * process leased before it is given back to the successor.
+ */
+describe('controls follow a key across a rotation', () => {
+  async function rotate(kw: Keyward, id: string): Promise<{ id: string; key: string }> {
+    const rotated = await kw.rotateKey(TENANT, id, { gracePeriodSeconds: 300 })
+    if (!rotated.ok) throw new Error(JSON.stringify(rotated.error))
+    return { id: rotated.value.newKey.id, key: rotated.value.key }
+  }
+
+  async function rateLimitAcrossRotation(instances: Keyward[]) {
+    const [first] = instances as [Keyward]
+    const created = await first.createKey(TENANT, { name: 'limited', rateLimits: [{ name: 'minute', limit: 3, windowMs: 60_000 }] })
+    if (!created.ok) throw new Error('create failed')
+    const old = created.value.key
+    expect(await verifyAll(instances, old, 2)).toEqual(['ok', 'ok'])
+    const successor = await rotate(first, created.value.apiKey.id)
+    const codes = []
+    for (const [i, key] of [successor.key, old, successor.key, old].entries()) {
+      const decision = await (instances[i % instances.length] as Keyward).verify(key)
+      codes.push(decision.ok ? 'ok' : decision.code)
+    }
+    expect(codes).toEqual(['ok', 'rate_limited', 'rate_limited', 'rate_limited'])
+  }
+
+  it('rate limits: one window for the old key and its successor (in-process limiter)', async () => {
+    const { a, close } = await twoInstances(tempSqlitePath())
+    try {
+      await rateLimitAcrossRotation([a])
+    } finally {
+      await close()
+    }
+  })
+
+  it.skipIf(!hasRedis)('rate limits: one window for the old key and its successor, across instances (Redis)', async () => {
+    const { a, b, close } = await twoInstances(tempSqlitePath(), { redis: REDIS_URL, limiter: { keyPrefix: freshRedisPrefix() } })
+    try {
+      await rateLimitAcrossRotation([a, b])
+    } finally {
+      await close()
+    }
+  })
+
+  it.skipIf(!hasRedis)('Redis credits: spending before the rotation counts after it; the flush settles it on the successor', async () => {
+    const { a, b, close } = await twoInstances(tempSqlitePath(), { redis: REDIS_URL, limiter: { keyPrefix: freshRedisPrefix() } })
+    try {
+      const created = await a.createKey(TENANT, { name: 'credited', credits: { remaining: 10 } })
+      if (!created.ok) throw new Error('create failed')
+      const old = created.value.key
+      expect((await verifyAll([a, b], old, 8)).every((code) => code === 'ok')).toBe(true)
+      // Not flushed yet: the database still says 10; the Redis counter says 2.
+      const successor = await rotate(a, created.value.apiKey.id)
+      const codes = []
+      for (const [i, key] of [old, successor.key, successor.key, old, successor.key].entries()) {
+        const decision = await ([a, b][i % 2] as Keyward).verify(key)
+        codes.push(decision.ok ? 'ok' : decision.code)
+      }
+      expect(codes).toEqual(['ok', 'ok', 'credits_exhausted', 'credits_exhausted', 'credits_exhausted'])
+      await a.flushUsage()
+      await b.flushUsage()
+      const shown = await a.getKey(TENANT, successor.id)
+      expect(shown.ok && shown.value.credits?.remaining).toBe(0)
+    } finally {
+      await close()
+    }
+  })
+
+  it('leased credits (no Redis): leases outstanding at the rotation go back to the successor; exactly the original amount is spendable', async () => {
+    const { a, b, close } = await twoInstances(tempSqlitePath())
+    try {
+      const created = await a.createKey(TENANT, { name: 'credited', credits: { remaining: 10 } })
+      if (!created.ok) throw new Error('create failed')
+      const old = created.value.key
+      // Leases grow with use (1, 2, 4, …): a takes 7 and spends 4, b takes 3 and spends 2; the
+      // database has none left and 4 are held, unspent, when the key is rotated.
+      expect(await verifyAll([a], old, 4)).toEqual(['ok', 'ok', 'ok', 'ok'])
+      expect(await verifyAll([b], old, 2)).toEqual(['ok', 'ok'])
+      const successor = await rotate(a, created.value.apiKey.id)
+      expect((await a.getKey(TENANT, successor.id)).ok).toBe(true)
+      await a.flushUsage()
+      await b.flushUsage()
+      const shown = await a.getKey(TENANT, successor.id)
+      expect(shown.ok && shown.value.credits?.remaining).toBe(4)
+      let admitted = 6
+      for (let round = 0; round < 4; round++) {
+        const codes = await verifyAll([a, b], round % 2 === 0 ? successor.key : old, 4)
+        admitted += codes.filter((code) => code === 'ok').length
+        await a.flushUsage()
+        await b.flushUsage()
+      }
+      expect(admitted).toBe(10)
+      const after = await a.getKey(TENANT, successor.id)
+      expect(after.ok && after.value.credits?.remaining).toBe(0)
+    } finally {
+      await close()
+    }
+  })
+})

@@ -71,6 +71,53 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
     }
   })
 
+  it('upgrades a database of the release before key lineages (0000-0003): rotated pairs keep working, each key its own lineage', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'keyward-pg-migrations-'))
+    try {
+      cpSync(fileURLToPath(new URL('../drizzle/postgres', import.meta.url)), folder, { recursive: true })
+      const journalPath = join(folder, 'meta', '_journal.json')
+      const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: { tag: string }[] }
+      const upTo = journal.entries.findIndex((entry) => entry.tag.startsWith('0003_'))
+      writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo + 1) }))
+      const url = await freshPostgresDatabase()
+      // A pair rotated before lineages existed: the successor's lineage is its own id (null).
+      const a = makeRecord()
+      const b = makeRecord()
+      await withClient(url, async (client) => {
+        await migrate(drizzle({ client }), {
+          migrationsFolder: folder,
+          migrationsSchema: 'drizzle',
+          migrationsTable: '__keyward_migrations',
+        })
+        for (const [row, replacedBy, rotatedFrom] of [
+          [a, b.id, null],
+          [b, null, a.id],
+        ] as const) {
+          await client.query(
+            `insert into api_keys (id, tenant_id, name, environment, scopes, metadata, key_hash, key_prefix, key_suffix, created_at, updated_at,
+               replaced_by_key_id, rotated_from_key_id, credits_remaining, credits_refilled_at, credits_version)
+             values ($1, $2, 'k', 'live', '[]', '{}', $3, $4, $5, $6, $6, $7, $8, 10, $6, 0)`,
+            [row.id, row.tenantId, row.keyHash, row.keyPrefix, row.keySuffix, T0, replacedBy, rotatedFrom],
+          )
+        }
+      })
+      const store = await createPostgresStore({ url })
+      try {
+        expect(await store.findKey(a.tenantId, a.id)).toMatchObject({ lineageId: null, replacedByKeyId: b.id })
+        expect(await store.findKey(b.tenantId, b.id)).toMatchObject({ lineageId: null, creditsRemaining: 10 })
+        expect(await store.leaseCredits(b.id, 3, T0)).toMatchObject({ granted: 3, remaining: 7 })
+        // The replaced row heads no lineage: its credits are its successor's.
+        expect(await store.leaseCredits(a.id, 1, T0)).toBeNull()
+        const rotated = await store.rotateKey({ tenantId: b.tenantId, oldKeyId: b.id, newKey: makeRecord(), graceExpiresAt: T0, now: T0 })
+        expect(rotated.ok && rotated.newKey).toMatchObject({ lineageId: b.id, creditsRemaining: 7 })
+      } finally {
+        await store.close()
+      }
+    } finally {
+      rmSync(folder, { recursive: true, force: true })
+    }
+  })
+
   it('lets several processes open a new database at once (migrations run once, serialized)', async () => {
     const url = await freshPostgresDatabase()
     const stores = await Promise.all(Array.from({ length: 4 }, () => createPostgresStore({ url })))

@@ -141,4 +141,41 @@ describe('sqlite store', () => {
     expect(await store.listEvents({ tenantId: record.tenantId, limit: 10 })).toEqual([])
     await store.close()
   })
+
+  it('upgrades a database of the release before key lineages (0000-0003): rotated pairs keep working, each key its own lineage', async () => {
+    const before = join(dirname(tempSqlitePath()), 'migrations-0003')
+    cpSync(MIGRATIONS, before, { recursive: true })
+    const journalPath = join(before, 'meta', '_journal.json')
+    const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: { tag: string }[] }
+    const upTo = journal.entries.findIndex((entry) => entry.tag.startsWith('0003_'))
+    writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo + 1) }))
+
+    const path = tempSqlitePath()
+    const old = new Database(path)
+    migrate(drizzle(old), { migrationsFolder: before, migrationsTable: '__keyward_migrations' })
+    // A pair rotated before lineages existed: the successor's lineage is its own id (null).
+    const a = makeRecord()
+    const b = makeRecord()
+    const insert = old.prepare(
+      `insert into api_keys (id, tenant_id, name, environment, scopes, metadata, key_hash, key_prefix, key_suffix, created_at, updated_at,
+         replaced_by_key_id, rotated_from_key_id, credits_remaining, credits_refilled_at, credits_version)
+       values (?, ?, 'k', 'live', '[]', '{}', ?, ?, ?, ?, ?, ?, ?, 10, ?, 0)`,
+    )
+    insert.run(a.id, a.tenantId, a.keyHash, a.keyPrefix, a.keySuffix, T0.getTime(), T0.getTime(), b.id, null, T0.getTime())
+    insert.run(b.id, b.tenantId, b.keyHash, b.keyPrefix, b.keySuffix, T0.getTime(), T0.getTime(), null, a.id, T0.getTime())
+    old.close()
+
+    const store = createSqliteStore({ url: path })
+    try {
+      expect(await store.findKey(a.tenantId, a.id)).toMatchObject({ lineageId: null, replacedByKeyId: b.id })
+      expect(await store.findKey(b.tenantId, b.id)).toMatchObject({ lineageId: null, creditsRemaining: 10 })
+      expect(await store.leaseCredits(b.id, 3, T0)).toMatchObject({ granted: 3, remaining: 7 })
+      // The replaced row heads no lineage: its credits are its successor's.
+      expect(await store.leaseCredits(a.id, 1, T0)).toBeNull()
+      const rotated = await store.rotateKey({ tenantId: b.tenantId, oldKeyId: b.id, newKey: makeRecord(), graceExpiresAt: T0, now: T0 })
+      expect(rotated.ok && rotated.newKey).toMatchObject({ lineageId: b.id, creditsRemaining: 7 })
+    } finally {
+      await store.close()
+    }
+  })
 })

@@ -69,6 +69,8 @@ export type VerifyErrorCode =
   | 'credits_exhausted'
   | 'limiter_unavailable'
   | 'store_unavailable'
+  /** A host bug on the verification path (e.g. a `cost` function that returned a fraction). */
+  | 'internal_error'
 
 export interface FieldError {
   /** Dotted path into the body or query, e.g. `scopes.2`. */

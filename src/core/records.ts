@@ -51,6 +51,7 @@ export function mintKeyRecord(fields: NewKeyFields, now: Date, prefix: string, p
     ...creditColumns(credits, now),
     creditsVersion: 0,
     disabledAt: null,
+    lineageId: null,
     id: newId('key'),
     keyHash: hashKey(generated.key, pepper),
     keyPrefix: generated.keyPrefix,
@@ -79,7 +80,8 @@ export function mintSuccessor(
   createdBy: AuditActor | null,
 ): MintedKey {
   const lifetimeMs = current.expiresAt === null ? null : current.expiresAt.getTime() - current.createdAt.getTime()
-  return mintKeyRecord(
+  // Credits are not minted anew: the successor continues the old key's (see `inheritLineage`).
+  const minted = mintKeyRecord(
     {
       tenantId: current.tenantId,
       projectId: current.projectId,
@@ -94,15 +96,44 @@ export function mintSuccessor(
       rotatedFromKeyId: current.id,
       rateLimits: current.rateLimits,
       allowedIps: current.allowedIps,
-      // What the old key had left moves on; during the grace period both keys spend from the
-      // successor's credits and count against its limits (see `controlOwner`).
-      credits: creditsOf(current, now),
+      credits: null,
       createdBy,
     },
     now,
     prefix,
     pepper,
   )
+  return { key: minted.key, record: inheritLineage(current, minted.record) }
+}
+
+/**
+ * The lineage of a key: the id of the key its chain of rotations began with. Rate-limit subjects,
+ * credit counters and the database's credit operations are named by it, so a rotation keeps the
+ * window's count and the credits spent, and a rotated-out key in its grace period shares both
+ * with its successor.
+ */
+export function lineageOf(record: Pick<ApiKeyRecord, 'id' | 'lineageId'>): string {
+  return record.lineageId ?? record.id
+}
+
+/**
+ * A successor as it continues `old`: the same lineage, and the old row's credit columns verbatim —
+ * remaining, refill, period start and version. Same version and period means the same credit epoch
+ * (`storedCreditEpoch`), so a Redis counter and a process's leased credits go on as they were:
+ * nothing is seeded again (that would spend the credits twice) and nothing is dropped. Stores apply
+ * it again to the old row as read under the rotation's lock, so a lease or settlement that landed
+ * between the caller's read and the rotation is not lost.
+ */
+export function inheritLineage(old: ApiKeyRecord, successor: ApiKeyRecord): ApiKeyRecord {
+  return {
+    ...successor,
+    lineageId: lineageOf(old),
+    creditsRemaining: old.creditsRemaining,
+    creditsRefillAmount: old.creditsRefillAmount,
+    creditsRefillInterval: old.creditsRefillInterval,
+    creditsRefilledAt: old.creditsRefilledAt,
+    creditsVersion: old.creditsVersion,
+  }
 }
 
 /** The credit columns of a key given `credits` at `now` (null: no credits). */
@@ -129,14 +160,6 @@ export function creditsOf(record: ApiKeyRecord, now: Date): Credits | null {
       : null
   const stored: Credits = { remaining: record.creditsRemaining, refill }
   return { remaining: currentRemaining(stored, record.creditsRefilledAt?.getTime() ?? 0, now.getTime()), refill }
-}
-
-/**
- * Whose limits and credits a request spends: a rotated-out key in its grace period spends its
- * successor's, so rotating never doubles what a client may do.
- */
-export function controlOwner(record: Pick<ApiKeyRecord, 'id' | 'replacedByKeyId'>): string {
-  return record.replacedByKeyId ?? record.id
 }
 
 /** The status shown in listings. It must agree with `decide` and with the stores' status filter. */

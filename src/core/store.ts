@@ -39,7 +39,12 @@ export interface KeyStore {
     revokedBy?: AuditActor | null,
     audit?: (revoked: ApiKeyRecord) => AuditWrite,
   ): Promise<ApiKeyRecord | null>
-  /** One transaction: mark the old key replaced (only if it still is not), insert the new one. */
+  /**
+   * One transaction: mark the old key replaced (only if it still is not), insert the new one. The
+   * new row continues the old one's lineage and credits as the old row holds them under the lock
+   * (`inheritLineage` in records.ts), whatever `newKey` says of them; `newKey` of the outcome is
+   * the row as inserted.
+   */
   rotateKey(request: RotateRequest): Promise<RotateOutcome>
   /** Adds counts and moves `last_used_at` forward only (never backwards), in bulk. */
   recordUsage(increments: UsageIncrement[]): Promise<void>
@@ -100,11 +105,14 @@ export interface KeyStore {
   /** An endpoint's deliveries, newest first. */
   listEndpointDeliveries(tenantId: string, endpointId: string, limit: number): Promise<WebhookDelivery[]>
   /**
-   * Takes up to `want` credits of a key for this process (a lease), first applying a refill that is
-   * due at `now`; `want = 0` reads them. One atomic step, so leases of several processes never hand
-   * out more than the key has. Null when the key has no credits or does not exist.
+   * Takes up to `want` credits of a key lineage for this process (a lease), first applying a refill
+   * that is due at `now`; `want = 0` reads them. One atomic step, so leases of several processes
+   * never hand out more than the key has. Credits, leases, returns and settlements all address the
+   * lineage's head (`lineageHead` in src/store/conditions.ts: the key of the lineage not replaced),
+   * so a rotation in between moves nothing and loses nothing. Null when the key has no credits or
+   * does not exist.
    */
-  leaseCredits(keyId: string, want: number, now: Date): Promise<CreditLease | null>
+  leaseCredits(lineageId: string, want: number, now: Date): Promise<CreditLease | null>
   /**
    * Adds back leased credits a process did not spend — only to the setting and period they were
    * taken from (a PATCH or a refill since then set the credits anew). Many keys in one call.
@@ -130,7 +138,7 @@ export type RotateOutcome =
 export interface RotateRequest {
   tenantId: string
   oldKeyId: string
-  /** The fully built replacement row. */
+  /** The fully built replacement row (its lineage and credit columns are taken from the old row). */
   newKey: ApiKeyRecord
   graceExpiresAt: Date
   now: Date
@@ -175,9 +183,10 @@ export interface CreditLease {
   refilledAt: Date
 }
 
-/** Credits of one key's setting (`version`) and period (`refilledAt`) to add back or take away. */
+/** Credits of one key lineage's setting (`version`) and period (`refilledAt`) to add back or take away. */
 export interface CreditAdjustment {
-  keyId: string
+  /** The lineage (see `lineageOf`): the adjustment goes to its head, whichever key spent. */
+  lineageId: string
   version: number
   refilledAt: Date
   amount: number

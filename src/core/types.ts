@@ -39,6 +39,12 @@ export interface ApiKeyRecord {
   replacedByKeyId: string | null
   /** Set on the new key when it comes from a rotation, so the chain can be walked both ways. */
   rotatedFromKeyId: string | null
+  /**
+   * The key a chain of rotations began with; null: this key's own id (a key never rotated from
+   * another). Internal: rate-limit counters and credits belong to the lineage, not the row, so a
+   * rotation neither resets nor doubles them (see `lineageOf` in records.ts).
+   */
+  lineageId: string | null
   /** Until when a rotated-out key keeps working. */
   graceExpiresAt: Date | null
   rotationIntervalDays: number | null

@@ -2,8 +2,8 @@ import type { Context, MiddlewareHandler, Next } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { RequestFacts } from '../core/controls/enforcer.js'
 import type { Keyward } from '../core/keyward.js'
-import type { Decision } from '../core/verification/decide.js'
 import type { VerifiedKey } from '../core/types.js'
+import type { Decision } from '../core/verification/decide.js'
 import { spendCredits as spendKeyCredits } from '../core/verification/verifier.js'
 import {
   answerFor,

@@ -55,6 +55,7 @@ const REJECTION_CODES: readonly RejectionCode[] = [
   'credits_exhausted',
   'limiter_unavailable',
   'store_unavailable',
+  'internal_error',
 ]
 
 /**

@@ -203,9 +203,35 @@ export interface CreditColumns {
   creditsVersion: Column
 }
 
-/** The row whose credits are still the setting and period an adjustment was counted under. */
-export function creditSetting(table: KeyColumns & CreditColumns, item: CreditAdjustment): SQL {
-  return and(eq(table.id, item.keyId), eq(table.creditsVersion, item.version), eq(table.creditsRefilledAt, item.refilledAt)) as SQL
+export interface LineageColumns {
+  id: Column
+  lineageId: Column
+  replacedByKeyId: Column
+}
+
+/**
+ * The row that holds a lineage's credits: its head, the one key of the lineage not replaced (a
+ * rotation replaces its old key and inserts the new head in one transaction, so there is exactly
+ * one). Credits leased, returned or settled after a rotation thus reach the successor, whichever
+ * row they were counted under. Written as `lineage_id = $l or (lineage_id is null and id = $l)`
+ * rather than `coalesce(lineage_id, id) = $l`: the first key of a lineage (lineage_id null) is
+ * found by the primary key, its successors by `api_keys_lineage_idx`, where the coalesce would
+ * need an expression index of its own.
+ */
+export function lineageHead(table: LineageColumns, lineageId: string): SQL {
+  return and(
+    or(eq(table.lineageId, lineageId), and(isNull(table.lineageId), eq(table.id, lineageId))),
+    isNull(table.replacedByKeyId),
+  ) as SQL
+}
+
+/** The head of the lineage whose credits are still the setting and period an adjustment was counted under. */
+export function creditSetting(table: LineageColumns & CreditColumns, item: CreditAdjustment): SQL {
+  return and(
+    lineageHead(table, item.lineageId),
+    eq(table.creditsVersion, item.version),
+    eq(table.creditsRefilledAt, item.refilledAt),
+  ) as SQL
 }
 
 /** Whether a row's credits (with a due refill applied) are the setting and period of an adjustment. */

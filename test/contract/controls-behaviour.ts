@@ -22,6 +22,7 @@ export interface ControlsAppSetup {
  * Starts a real HTTP server whose app has:
  * - `GET /v1/me` behind `apiKeyAuth({ keyward, trustProxy })`, answering the verified key;
  * - `GET /v1/heavy` behind `apiKeyAuth({ keyward, cost: 5 })`;
+ * - `GET /v1/fraction` behind `apiKeyAuth({ keyward, cost: () => 1.5 })` (a host bug);
  * - `POST /v1/metered?tokens=N` behind `apiKeyAuth({ keyward })`, which calls `spendCredits(…, N)`
  *   after its work and answers what it charged;
  * - the keys router (`createKeysRouter({ keyward, trustProxy })`) at `/api-keys`.
@@ -42,7 +43,8 @@ export function describeControlsBehaviour(name: string, startServer: StartContro
 
   async function start(trustProxy?: string) {
     const clock = new TestClock()
-    const kw = keyward({ database: tempSqlitePath(), now: clock.now })
+    const reported: { error: unknown; context: string }[] = []
+    const kw = keyward({ database: tempSqlitePath(), now: clock.now, onError: (error, context) => reported.push({ error, context }) })
     cleanups.push(() => kw.close())
     const server = await startServer({ keyward: kw, trustProxy })
     cleanups.push(() => server.close())
@@ -61,7 +63,7 @@ export function describeControlsBehaviour(name: string, startServer: StartContro
       const response = await call('/api-keys', caller, { method: 'POST', json: body })
       return { response, body: (await readJson(response)) as Json }
     }
-    return { kw, clock, admin, call, create }
+    return { kw, clock, admin, call, create, reported }
   }
 
   describe(`per-key controls: ${name}`, () => {
@@ -133,6 +135,20 @@ export function describeControlsBehaviour(name: string, startServer: StartContro
         expect((await readJson(refused)).code).toBe('rate_limited')
       })
 
+      it('keeps counting across a rotation: the old key (in its grace period) and its successor share the window', async () => {
+        const { admin, call, create } = await start()
+        const { body: key } = await create({ name: 'rotated', rate_limits: [{ name: 'minute', limit: 3, window_ms: 60_000 }] })
+        expect((await call('/v1/me', key.key)).status).toBe(200)
+        expect((await call('/v1/me', key.key)).status).toBe(200)
+        const rotation = await call(`/api-keys/${key.id}/rotate`, admin.key, { method: 'POST', json: { grace_period_seconds: 300 } })
+        expect(rotation.status).toBe(201)
+        const { key: successor } = await readJson(rotation)
+        // One request of the window is left, whichever key spends it; a rotation is no reset.
+        const statuses = []
+        for (const presented of [successor, key.key, successor, key.key]) statuses.push((await call('/v1/me', presented)).status)
+        expect(statuses).toEqual([200, 429, 429, 429])
+      })
+
       it('refuses invalid limits with 400 naming the field', async () => {
         const { create } = await start()
         const { response, body } = await create({ name: 'x', rate_limits: [{ name: 'fast', limit: 1, window_ms: 10 }] })
@@ -169,6 +185,20 @@ export function describeControlsBehaviour(name: string, startServer: StartContro
         const over = await call('/v1/metered?tokens=10', key.key, { method: 'POST' })
         expect(await readJson(over)).toEqual({ charged: 1, remaining: 0 })
         expect((await call('/v1/heavy', key.key)).status).toBe(429)
+      })
+
+      it('answers 500 internal_error, reported through onError, when the host’s cost function returns no whole number', async () => {
+        const { call, create, reported } = await start()
+        const { body: key } = await create({ name: 'metered', credits: { remaining: 5 } })
+        const response = await call('/v1/fraction', key.key)
+        expect(response.status).toBe(500)
+        const problem = await readJson(response)
+        expect(problem).toMatchObject({ status: 500, code: 'internal_error' })
+        expect(response.headers.get('retry-after')).toBeNull()
+        expect(JSON.stringify(problem)).not.toMatch(/\bat .*:\d+:\d+/)
+        expect(reported).toEqual([{ error: expect.objectContaining({ message: expect.stringContaining('got 1.5') }), context: 'cost' }])
+        // Nothing was spent by the refused request.
+        expect((await call('/v1/heavy', key.key)).status).toBe(200)
       })
 
       it('refills to the amount at the start of each UTC day, with Retry-After until then', async () => {

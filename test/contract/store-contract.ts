@@ -39,6 +39,7 @@ export function makeRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord 
     revokedAt: null,
     replacedByKeyId: null,
     rotatedFromKeyId: null,
+    lineageId: null,
     graceExpiresAt: null,
     rotationIntervalDays: null,
     nextRotationAt: null,
@@ -230,7 +231,9 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const stored = await store.findKey('tenant_a', old.id)
       expect(stored?.replacedByKeyId).toBe(replacement.id)
       expect(stored?.graceExpiresAt).toEqual(at(65))
-      expect(await store.findKeyByHash(replacement.keyHash)).toEqual(replacement)
+      // Stored as built, but for what it continues of the old key: its lineage (and its credits).
+      expect(await store.findKeyByHash(replacement.keyHash)).toEqual({ ...replacement, lineageId: old.id })
+      expect(outcome.ok && outcome.newKey).toEqual({ ...replacement, lineageId: old.id })
       expect((await store.readChanges(before, 10)).keyHashes).toContain(old.keyHash)
     })
 
@@ -461,7 +464,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       await store.insertKey(key)
       const lease = await store.leaseCredits(key.id, 6, at(1))
       expect(lease).toEqual({ granted: 6, remaining: 4, version: 0, refilledAt: T0 })
-      await store.returnCredits([{ keyId: key.id, version: 0, refilledAt: T0, amount: 2 }])
+      await store.returnCredits([{ lineageId: key.id, version: 0, refilledAt: T0, amount: 2 }])
       expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(6)
       // Credits set anew (a PATCH moves the version on): an earlier lease's rest is not added to them.
       await store.updateKey(
@@ -472,7 +475,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       )
       const patched = await store.findKey('tenant_a', key.id)
       expect(patched).toMatchObject({ creditsRemaining: 100, creditsVersion: 1, creditsRefilledAt: at(2) })
-      await store.returnCredits([{ keyId: key.id, version: 0, refilledAt: T0, amount: 4 }])
+      await store.returnCredits([{ lineageId: key.id, version: 0, refilledAt: T0, amount: 4 }])
       expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(100)
     })
 
@@ -490,15 +493,78 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       // Spending counted elsewhere (Redis) in this period is subtracted; yesterday's is dropped.
       await store.settleCredits(
         [
-          { keyId: key.id, version: 0, refilledAt: day2, amount: 5 },
-          { keyId: key.id, version: 0, refilledAt: day1, amount: 7 },
+          { lineageId: key.id, version: 0, refilledAt: day2, amount: 5 },
+          { lineageId: key.id, version: 0, refilledAt: day1, amount: 7 },
         ],
         at(86_401),
       )
       expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(25)
       // Settling never goes below zero.
-      await store.settleCredits([{ keyId: key.id, version: 0, refilledAt: day2, amount: 999 }], at(86_402))
+      await store.settleCredits([{ lineageId: key.id, version: 0, refilledAt: day2, amount: 999 }], at(86_402))
       expect((await store.findKey('tenant_a', key.id))?.creditsRemaining).toBe(0)
+    })
+
+    it('rotation continues the lineage: the successor takes its lineage and credits; credit operations reach the head', async () => {
+      const a = makeRecord({ creditsRemaining: 10, creditsRefilledAt: T0, creditsVersion: 2 })
+      await store.insertKey(a)
+      expect((await store.findKey('tenant_a', a.id))?.lineageId).toBeNull()
+      // A lease taken from A before the rotation: the successor copies what A has left without it.
+      expect(await store.leaseCredits(a.id, 3, at(1))).toEqual({ granted: 3, remaining: 7, version: 2, refilledAt: T0 })
+      // The successor as the caller built it has no credits of its own: the store copies A's.
+      const rotated = await store.rotateKey({
+        tenantId: 'tenant_a',
+        oldKeyId: a.id,
+        newKey: makeRecord(),
+        graceExpiresAt: at(60),
+        now: at(2),
+      })
+      if (!rotated.ok) throw new Error(rotated.reason)
+      const b = rotated.newKey
+      const copied = { lineageId: a.id, creditsRemaining: 7, creditsVersion: 2, creditsRefilledAt: T0 }
+      expect(b).toMatchObject(copied)
+      expect(await store.findKey('tenant_a', b.id)).toMatchObject(copied)
+      // The lease outstanding at the rotation goes back to the successor, not to the replaced row.
+      await store.returnCredits([{ lineageId: a.id, version: 2, refilledAt: T0, amount: 3 }])
+      expect((await store.findKey('tenant_a', b.id))?.creditsRemaining).toBe(10)
+      expect((await store.findKey('tenant_a', a.id))?.creditsRemaining).toBe(7)
+      // Spending counted before the rotation (Redis) is settled on the successor.
+      await store.settleCredits([{ lineageId: a.id, version: 2, refilledAt: T0, amount: 8 }], at(3))
+      expect((await store.findKey('tenant_a', b.id))?.creditsRemaining).toBe(2)
+      expect(await store.leaseCredits(a.id, 1, at(3))).toEqual({ granted: 1, remaining: 1, version: 2, refilledAt: T0 })
+      // A successor's own id names no lineage: its credits are reached by the lineage's id only.
+      expect(await store.leaseCredits(b.id, 1, at(3))).toBeNull()
+
+      // A second rotation (A→B→C) keeps A's lineage; the head moves to C.
+      const again = await store.rotateKey({
+        tenantId: 'tenant_a',
+        oldKeyId: b.id,
+        newKey: makeRecord(),
+        graceExpiresAt: at(60),
+        now: at(4),
+      })
+      if (!again.ok) throw new Error(again.reason)
+      const c = again.newKey
+      expect(await store.findKey('tenant_a', c.id)).toMatchObject({ lineageId: a.id, creditsRemaining: 1, creditsVersion: 2 })
+      await store.returnCredits([{ lineageId: a.id, version: 2, refilledAt: T0, amount: 1 }])
+      expect((await store.findKey('tenant_a', c.id))?.creditsRemaining).toBe(2)
+      expect((await store.findKey('tenant_a', b.id))?.creditsRemaining).toBe(1)
+      await store.settleCredits([{ lineageId: a.id, version: 2, refilledAt: T0, amount: 2 }], at(5))
+      expect((await store.findKey('tenant_a', c.id))?.creditsRemaining).toBe(0)
+      expect(await store.leaseCredits(a.id, 1, at(5))).toMatchObject({ granted: 0, remaining: 0 })
+    })
+
+    it('leases of another connection racing a rotation hand out no more and lose nothing', async () => {
+      const key = makeRecord({ creditsRemaining: 100, creditsRefilledAt: T0 })
+      await store.insertKey(key)
+      const other = await another()
+      const [rotated, ...leases] = await Promise.all([
+        store.rotateKey({ tenantId: 'tenant_a', oldKeyId: key.id, newKey: makeRecord(), graceExpiresAt: at(60), now: at(1) }),
+        ...Array.from({ length: 20 }, () => other.leaseCredits(key.id, 3, at(1))),
+      ])
+      if (!rotated?.ok) throw new Error('rotation failed')
+      // Every lease found the lineage's head (the old row or, after the rotation, the successor).
+      expect(leases.every((lease) => lease?.granted === 3)).toBe(true)
+      expect((await store.findKey('tenant_a', rotated.newKey.id))?.creditsRemaining).toBe(40)
     })
   })
 }

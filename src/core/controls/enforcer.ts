@@ -1,3 +1,4 @@
+import { lineageOf } from '../records.js'
 import type { KeyStore } from '../store.js'
 import type { ApiKeyRecord, VerifiedKey } from '../types.js'
 import type { UsageBuffer } from '../usage/buffer.js'
@@ -15,8 +16,14 @@ import { type CreditCharge, type LimitResult, type LimitSubject, limitSubjects, 
  * process (synchronous) or in Redis (one round trip) — that checks every limit and the credits and
  * spends all or nothing.
  *
+ * Every counter belongs to the key's lineage (`lineageOf`: the key its chain of rotations began
+ * with), not to its row: rate-limit subjects are `key:<lineage>`, credit counters, leases and the
+ * maps below are keyed by it, and the database's credit operations reach the lineage's current
+ * head. A rotation therefore keeps the window's count and the credits spent, and a rotated-out key
+ * in its grace period shares them with its successor (which copied its credit epoch).
+ *
  * Where credits live:
- * - With Redis: in a Redis counter per key and credit epoch (exact across instances). Each
+ * - With Redis: in a Redis counter per lineage and credit epoch (exact across instances). Each
  *   instance adds up what it spent and subtracts it in the database on its usage flush
  *   (`settleCredits`). A missing counter (first use, or Redis lost its data) is seeded from the
  *   database, read fresh, so at most one flush interval of spending can be forgotten.
@@ -28,8 +35,11 @@ import { type CreditCharge, type LimitResult, type LimitSubject, limitSubjects, 
 
 /** A key's controls, compiled once per cache fill. */
 export interface KeyControls {
-  /** Whose limits and credits a request spends: the key, or its successor during a grace period. */
-  ownerId: string
+  /**
+   * Whose limits and credits a request spends: the key's lineage (shared by a rotated-out key in
+   * its grace period and its successor), so a rotation neither resets nor doubles them.
+   */
+  lineageId: string
   /** The verified key's own hash, to evict it when its cached credit setting turns out stale. */
   keyHash: string
   subjects: readonly LimitSubject[]
@@ -64,11 +74,12 @@ export interface RequestFacts<R> {
 
 /** Compiles what a key's requests are checked against; null when there is nothing to check. */
 export function compileControls(keyHash: string, owner: ApiKeyRecord, tenantLimits: readonly RateLimit[]): KeyControls | null {
-  const subjects = limitSubjects({ id: owner.id, tenantId: owner.tenantId, rateLimits: owner.rateLimits }, tenantLimits)
+  const lineageId = lineageOf(owner)
+  const subjects = limitSubjects({ id: lineageId, tenantId: owner.tenantId, rateLimits: owner.rateLimits }, tenantLimits)
   const hasCredits = owner.creditsRemaining !== null
   if (subjects === NO_SUBJECTS && !hasCredits && owner.allowedIps.length === 0) return null
   return {
-    ownerId: owner.id,
+    lineageId,
     keyHash,
     subjects,
     allowIp: owner.allowedIps.length === 0 ? null : compileAllowlist(owner.allowedIps),
@@ -86,7 +97,7 @@ type Refusal = Extract<Decision, { ok: false }>
 type Decision =
   | { ok: true; key: VerifiedKey; limits?: LimitReport }
   | { ok: false; code: RefusalCode; limits?: LimitReport; detail?: string }
-type RefusalCode = 'ip_not_allowed' | 'rate_limited' | 'credits_exhausted' | 'limiter_unavailable' | 'store_unavailable'
+type RefusalCode = 'ip_not_allowed' | 'rate_limited' | 'credits_exhausted' | 'limiter_unavailable' | 'store_unavailable' | 'internal_error'
 
 const IP_NOT_ALLOWED: Refusal = Object.freeze({ ok: false, code: 'ip_not_allowed' })
 /** A lease asks for at most this many credits at once, so one process never holds a large share. */
@@ -104,14 +115,14 @@ export class ControlEnforcer {
   readonly limiter: Limiter
   readonly #options: ControlEnforcerOptions
   readonly #redis: boolean
-  /** One lease at a time per owner: concurrent requests that ran out share it. */
+  /** One lease at a time per lineage: concurrent requests that ran out share it. */
   readonly #leasing = new Map<string, Promise<void>>()
-  /** How much the next lease of an owner asks for: what it spent in the last flush interval. */
+  /** How much the next lease of a lineage asks for: what it spent in the last flush interval. */
   readonly #leaseSize = new Map<string, number>()
-  /** Without Redis: what the database had left after this process's last lease, per owner. */
+  /** Without Redis: what the database had left after this process's last lease, per lineage. */
   readonly #stored = new Map<string, { epoch: string; remaining: number }>()
-  /** With Redis: what this process spent per owner and credit epoch since its last flush. */
-  #spent = new Map<string, { ownerId: string; epoch: string; amount: number }>()
+  /** With Redis: what this process spent per lineage and credit epoch since its last flush. */
+  #spent = new Map<string, { lineageId: string; epoch: string; amount: number }>()
 
   constructor(options: ControlEnforcerOptions) {
     this.#options = options
@@ -127,8 +138,9 @@ export class ControlEnforcer {
     }
     const cost = request === undefined || facts?.cost === undefined ? 1 : facts.cost(request)
     if (!Number.isInteger(cost) || cost < 0) {
-      this.#options.onError(new Error(`the cost of a request must be a whole number >= 0, got ${cost}`), 'rate limit')
-      return this.#refuse('limiter_unavailable', undefined, controls)
+      // The host's `cost` is wrong, not the limiter: a 500, never a 503 that invites retrying.
+      this.#options.onError(new Error(`the cost of a request must be a whole number >= 0, got ${cost}`), 'cost')
+      return this.#refuse('internal_error', undefined, controls)
     }
     const charge = this.#charge(controls, nowMs)
     const result = this.limiter.consume(controls.subjects, cost, nowMs, charge)
@@ -154,7 +166,7 @@ export class ControlEnforcer {
     if (this.#redis && this.limiter.redis !== undefined) {
       const seeded = { ...charge, seed: effectiveCredits(controls.credits, nowMs)?.remaining ?? 0 }
       const done = await this.limiter.redis.chargeCredits(seeded, amount)
-      this.#count(controls.ownerId, charge.epoch, done.charged)
+      this.#count(controls.lineageId, charge.epoch, done.charged)
       return done
     }
     const ledger = this.limiter.local.ledger
@@ -169,16 +181,20 @@ export class ControlEnforcer {
 
   /** What the database had left (as of this process's last lease, or the cached row). */
   #storedRemaining(controls: KeyControls, epoch: string, nowMs: number): number {
-    const known = this.#stored.get(controls.ownerId)
+    const known = this.#stored.get(controls.lineageId)
     if (known !== undefined && known.epoch === epoch) return known.remaining
     return controls.credits === null ? 0 : (effectiveCredits(controls.credits, nowMs)?.remaining ?? 0)
   }
 
-  /** Credits of a key this process holds and has not spent (leased, without Redis), for display. */
+  /**
+   * Credits of a key this process holds and has not spent (leased, without Redis), for display.
+   * They were leased from the lineage's head and go back to it, so only the head shows them; a
+   * rotated-out key's stored credits are those it had when it was rotated.
+   */
   held(record: ApiKeyRecord, nowMs: number): number {
-    if (this.#redis) return 0
+    if (this.#redis || record.replacedByKeyId !== null) return 0
     const epoch = storedCreditEpoch(record, nowMs)
-    return epoch === null ? 0 : this.limiter.local.ledger.peek(record.id, epoch)
+    return epoch === null ? 0 : this.limiter.local.ledger.peek(lineageOf(record), epoch)
   }
 
   /** Gives back unspent leases (without Redis) or subtracts what was spent (with Redis), in the database. */
@@ -190,12 +206,12 @@ export class ControlEnforcer {
       this.#spent = new Map()
       const adjustments = [...spent.values()]
         .filter((item) => item.amount > 0)
-        .map((item) => adjustment(item.ownerId, item.epoch, item.amount))
+        .map((item) => adjustment(item.lineageId, item.epoch, item.amount))
       try {
         await store.settleCredits(adjustments, new Date(nowMs))
       } catch (error) {
         // Kept for the next flush: credits are subtracted late rather than never.
-        for (const item of spent.values()) this.#count(item.ownerId, item.epoch, item.amount)
+        for (const item of spent.values()) this.#count(item.lineageId, item.epoch, item.amount)
         throw error
       }
       return
@@ -215,7 +231,7 @@ export class ControlEnforcer {
     if (controls.credits === null) return undefined
     const epoch = storedCreditEpoch(controls.credits, nowMs) as string
     // Redis: no seed, so a missing counter is seeded from the database read fresh (see the header).
-    return { keyId: controls.ownerId, epoch, seed: this.#redis ? -1 : 0 }
+    return { keyId: controls.lineageId, epoch, seed: this.#redis ? -1 : 0 }
   }
 
   #conclude(
@@ -264,9 +280,9 @@ export class ControlEnforcer {
   async #refill(controls: KeyControls, cost: number, charge: CreditCharge, nowMs: number): Promise<CreditCharge> {
     if (this.#redis) {
       const store = this.#options.store()
-      const lease = await store?.leaseCredits(controls.ownerId, 0, new Date(nowMs))
+      const lease = await store?.leaseCredits(controls.lineageId, 0, new Date(nowMs))
       if (lease === undefined || lease === null) return { ...charge, seed: 0 }
-      return { keyId: controls.ownerId, epoch: epochName(lease.version, lease.refilledAt.getTime()), seed: lease.remaining }
+      return { keyId: controls.lineageId, epoch: epochName(lease.version, lease.refilledAt.getTime()), seed: lease.remaining }
     }
     const epoch = await this.#lease(controls, cost, nowMs)
     return { ...charge, epoch }
@@ -274,38 +290,38 @@ export class ControlEnforcer {
 
   /** Leases at least `need` credits (more when the key is busy) into the ledger; returns their epoch. */
   async #lease(controls: KeyControls, need: number, nowMs: number): Promise<string> {
-    const owner = controls.ownerId
-    const running = this.#leasing.get(owner)
+    const lineage = controls.lineageId
+    const running = this.#leasing.get(lineage)
     if (running !== undefined) {
       await running
-      const held = this.limiter.local.ledger.epochOf(owner)
-      if (held !== undefined && this.limiter.local.ledger.peek(owner, held) >= need) return held
+      const held = this.limiter.local.ledger.epochOf(lineage)
+      if (held !== undefined && this.limiter.local.ledger.peek(lineage, held) >= need) return held
     }
     let epoch = storedCreditEpoch(controls.credits as StoredCredits, nowMs) as string
     const work = (async () => {
       const store = this.#options.store()
       if (store === undefined) return
-      const size = this.#leaseSize.get(owner) ?? 1
-      const lease = await store.leaseCredits(owner, Math.max(need, size), new Date(nowMs))
+      const size = this.#leaseSize.get(lineage) ?? 1
+      const lease = await store.leaseCredits(lineage, Math.max(need, size), new Date(nowMs))
       // Busy keys lease more each time within a flush interval, so a burst costs few round trips.
-      this.#leaseSize.set(owner, Math.min(MAX_LEASE, size * 2))
+      this.#leaseSize.set(lineage, Math.min(MAX_LEASE, size * 2))
       if (lease === null) return
       epoch = epochName(lease.version, lease.refilledAt.getTime())
       // A PATCH (or a refill) the cache has not seen yet: reload the key rather than keep
       // counting under a setting the database no longer has.
       if (epoch !== storedCreditEpoch(controls.credits as StoredCredits, nowMs)) this.#options.evict(controls.keyHash)
-      this.limiter.local.ledger.grant(owner, epoch, lease.granted)
-      this.#stored.set(owner, { epoch, remaining: lease.remaining })
-    })().finally(() => this.#leasing.delete(owner))
-    this.#leasing.set(owner, work)
+      this.limiter.local.ledger.grant(lineage, epoch, lease.granted)
+      this.#stored.set(lineage, { epoch, remaining: lease.remaining })
+    })().finally(() => this.#leasing.delete(lineage))
+    this.#leasing.set(lineage, work)
     await work
     return epoch
   }
 
-  #count(ownerId: string, epoch: string, amount: number): void {
-    const id = `${ownerId}\u0000${epoch}`
+  #count(lineageId: string, epoch: string, amount: number): void {
+    const id = `${lineageId}\u0000${epoch}`
     const entry = this.#spent.get(id)
-    if (entry === undefined) this.#spent.set(id, { ownerId, epoch, amount })
+    if (entry === undefined) this.#spent.set(id, { lineageId, epoch, amount })
     else entry.amount += amount
   }
 
@@ -327,7 +343,7 @@ function epochName(version: number, refilledAtMs: number): string {
   return `${version}:${refilledAtMs}`
 }
 
-function adjustment(keyId: string, epoch: string, amount: number) {
+function adjustment(lineageId: string, epoch: string, amount: number) {
   const [version, refilledAtMs] = epoch.split(':').map(Number) as [number, number]
-  return { keyId, version, refilledAt: new Date(refilledAtMs), amount }
+  return { lineageId, version, refilledAt: new Date(refilledAtMs), amount }
 }

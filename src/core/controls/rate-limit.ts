@@ -35,7 +35,7 @@ export interface RateLimit {
   windowMs: number
 }
 
-/** Whose counters a limit spends: e.g. `key:<id>` or `tenant:<id>`. */
+/** Whose counters a limit spends: e.g. `key:<lineage id>` or `tenant:<id>`. */
 export interface LimitSubject {
   id: string
   limits: readonly RateLimit[]
@@ -54,6 +54,10 @@ export interface LimitState {
 
 /** Which credit counter a request spends from (see `creditEpoch` in credits.ts). */
 export interface CreditCharge {
+  /**
+   * The key's lineage (`lineageOf` in core/records.ts), not its row id: a rotated-out key and its
+   * successor spend one counter, and a rotation neither reseeds nor drops it.
+   */
   keyId: string
   epoch: string
   /** What the counter starts at if this epoch has none yet: the database's `currentRemaining`. */
@@ -108,7 +112,8 @@ export function bucketMsFor(windowMs: number): number {
 }
 
 /**
- * The subjects a key's requests spend, built once per cache fill: the key's own limits and, if
+ * The subjects a key's requests spend, built once per cache fill: the key's own limits (counted
+ * under `key:<id>`, where keyward passes the key's lineage id so a rotation keeps the count) and, if
  * `tenantRateLimits` is set, its tenant's. Tenant limits are named `tenant:<name>` in states and
  * headers (a key's own limit names cannot contain `:`), so the two never collide.
  * Subjects without limits are left out; a key with none gets the shared `NO_SUBJECTS`.

@@ -11,10 +11,11 @@ import { bucketMsFor, CREDITS_UNSEEDED, type CreditCharge, type LimitResult, typ
  * the credit counter and the removal of buckets that left the window.
  *
  * Credits live in `<prefix>credits:<keyId>:<epoch>`, created on first use (`SET NX`) with the
- * `seed` the caller passes (what the database says is left). The epoch (`creditEpoch`) changes
- * with each PATCH of credits and each refill period, so resetting credits never means finding
- * and deleting a counter: the next request names a fresh one, seeded anew, and the old one
- * expires. Counters expire `creditsTtlMs` after their last use; the host must persist
+ * `seed` the caller passes (what the database says is left). keyward names the key by its lineage
+ * and a successor keeps its predecessor's epoch, so a rotation continues the counter. The epoch
+ * (`creditEpoch`) changes with each PATCH of credits and each refill period, so resetting credits
+ * never means finding and deleting a counter: the next request names a fresh one, seeded anew,
+ * and the old one expires. Counters expire `creditsTtlMs` after their last use; the host must persist
  * `peekCredits` to the database more often than that (its usage flush does), or a key idle for
  * longer is reseeded from an older value. If Redis loses its data (a restart without
  * persistence), counters are reseeded from the database: spending since the last flush is

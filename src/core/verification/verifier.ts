@@ -12,6 +12,8 @@ import type { ChangeSync } from './sync.js'
 
 const INVALID: Decision = Object.freeze({ ok: false, code: 'invalid_api_key' }) as Decision
 const UNAVAILABLE: Decision = Object.freeze({ ok: false, code: 'store_unavailable' }) as Decision
+/** How many successors a rotated-out key's controls are looked up through (see `#compileControls`). */
+const MAX_HOPS = 8
 
 /**
  * How to charge more credits to a key that verification handed out, by the key object itself (set
@@ -150,11 +152,19 @@ export class Verifier {
   }
 
   /**
-   * A key's controls; a rotated-out key gets its successor's (limits, credits, allowlist), so using
-   * both keys during a grace period never doubles what a client may do.
+   * A key's controls; a rotated-out key gets those of its lineage's head (limits, credits,
+   * allowlist), so using both keys during a grace period never doubles what a client may do. The
+   * head, not the next key: after A→B→C, A (still in grace) spends what C spends. Counters are the
+   * lineage's either way (see `compileControls`); the head holds the setting and the credits.
    */
   async #compileControls(store: KeyStore, keyHash: string, record: ApiKeyRecord): Promise<KeyControls | null> {
-    const owner = record.replacedByKeyId === null ? record : ((await store.findKey(record.tenantId, record.replacedByKeyId)) ?? record)
+    let owner = record
+    // Bounded: a chain walked within one grace period is short; a gap (a deleted row) stops it.
+    for (let hop = 0; hop < MAX_HOPS && owner.replacedByKeyId !== null; hop++) {
+      const next = await store.findKey(owner.tenantId, owner.replacedByKeyId)
+      if (next === null) break
+      owner = next
+    }
     return compileControls(keyHash, owner, tenantRateLimitsOf(this.#runtime.options.tenantRateLimits, owner.tenantId))
   }
 

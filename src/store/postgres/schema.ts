@@ -33,6 +33,8 @@ export const apiKeys = pgTable(
     revokedAt: instant('revoked_at'),
     replacedByKeyId: text('replaced_by_key_id'),
     rotatedFromKeyId: text('rotated_from_key_id'),
+    // The key a chain of rotations began with: see ../sqlite/schema.ts.
+    lineageId: text('lineage_id'),
     graceExpiresAt: instant('grace_expires_at'),
     rotationIntervalDays: integer('rotation_interval_days'),
     nextRotationAt: instant('next_rotation_at'),
@@ -60,6 +62,9 @@ export const apiKeys = pgTable(
     // The scheduler's expiry notices find keys by when they stop working (issue 15).
     index('api_keys_expires_idx').on(table.expiresAt),
     index('api_keys_grace_expires_idx').on(table.graceExpiresAt),
+    // Credit operations find a lineage's head by `lineage_id` (successors) or `id` (a key never
+    // rotated, whose lineage_id is null); see `lineageHead` in ../conditions.ts.
+    index('api_keys_lineage_idx').on(table.lineageId),
   ],
 )
 

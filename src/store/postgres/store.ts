@@ -11,6 +11,7 @@ import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import type pg from 'pg'
 import type { ListEventsQuery, StoredEvent, WebhookEndpointRecord } from '../../core/audit/types.js'
 import { effectiveCredits } from '../../core/controls/credits.js'
+import { inheritLineage } from '../../core/records.js'
 import type {
   AuditOf,
   AuditWrite,
@@ -31,6 +32,7 @@ import {
   deliveriesOf,
   dueForRotation,
   keyOfTenant,
+  lineageHead,
   listCondition,
   patchColumns,
   rotatableCondition,
@@ -203,11 +205,14 @@ export class PostgresStore implements KeyStore {
           if (current.replacedByKeyId !== null) return { ok: false, reason: 'already_rotated' }
           return { ok: false, reason: 'not_due' }
         }
-        await tx.insert(apiKeys).values(newKey)
+        // The successor continues the lineage and its credits as the old row holds them now,
+        // under this lock (a lease or settlement since the caller read it is not lost).
+        const successor = inheritLineage(oldKey as ApiKeyRecord, newKey)
+        await tx.insert(apiKeys).values(successor)
         if (delivery !== undefined) await tx.insert(webhookDeliveries).values(delivery)
         if (audit !== undefined) await writeAudit(tx, audit)
         await logChange(tx, oldKey.keyHash, now)
-        return { ok: true, oldKey: oldKey as ApiKeyRecord, newKey }
+        return { ok: true, oldKey: oldKey as ApiKeyRecord, newKey: successor }
       }),
     )
   }
@@ -251,12 +256,10 @@ export class PostgresStore implements KeyStore {
     )
   }
 
-  leaseCredits(keyId: string, want: number, now: Date): Promise<CreditLease | null> {
+  leaseCredits(lineageId: string, want: number, now: Date): Promise<CreditLease | null> {
     return this.#guard(() =>
       this.#transaction(async (tx) => {
-        // FOR UPDATE: concurrent leases of several instances take turns on the row, so together
-        // they never hand out more than it holds.
-        const [row] = await tx.select(creditColumns(apiKeys)).from(apiKeys).where(eq(apiKeys.id, keyId)).for('update')
+        const row = await lockHead(tx, lineageId)
         const effective = row === undefined ? null : effectiveCredits(row, now.getTime())
         if (row === undefined || effective === null) return null
         const granted = Math.min(Math.max(0, want), effective.remaining)
@@ -264,7 +267,7 @@ export class PostgresStore implements KeyStore {
         await tx
           .update(apiKeys)
           .set({ creditsRemaining: effective.remaining - granted, creditsRefilledAt: refilledAt })
-          .where(eq(apiKeys.id, keyId))
+          .where(eq(apiKeys.id, row.id))
         return { granted, remaining: effective.remaining - granted, version: row.creditsVersion, refilledAt }
       }),
     )
@@ -274,12 +277,18 @@ export class PostgresStore implements KeyStore {
     if (returns.length === 0) return Promise.resolve()
     return this.#guard(() =>
       this.#transaction(async (tx) => {
-        // Rows in key order, so overlapping calls of several instances lock in one order.
-        for (const item of [...returns].sort((a, b) => (a.keyId < b.keyId ? -1 : 1))) {
-          await tx
-            .update(apiKeys)
-            .set({ creditsRemaining: sql`${apiKeys.creditsRemaining} + ${item.amount}` })
-            .where(creditSetting(apiKeys, item))
+        // Rows in lineage order, so overlapping calls of several instances lock in one order.
+        for (const item of [...returns].sort((a, b) => (a.lineageId < b.lineageId ? -1 : 1))) {
+          const add = async () =>
+            tx
+              .update(apiKeys)
+              .set({ creditsRemaining: sql`${apiKeys.creditsRemaining} + ${item.amount}` })
+              .where(creditSetting(apiKeys, item))
+              .returning({ id: apiKeys.id })
+          // Nothing matched: the setting changed (the credits are not returned), or a rotation
+          // committed while this waited for the old head (see `lockHead`): a new statement sees
+          // the successor.
+          if ((await add()).length === 0) await add()
         }
       }),
     )
@@ -289,14 +298,14 @@ export class PostgresStore implements KeyStore {
     if (spends.length === 0) return Promise.resolve()
     return this.#guard(() =>
       this.#transaction(async (tx) => {
-        for (const item of [...spends].sort((a, b) => (a.keyId < b.keyId ? -1 : 1))) {
-          const [row] = await tx.select(creditColumns(apiKeys)).from(apiKeys).where(eq(apiKeys.id, item.keyId)).for('update')
+        for (const item of [...spends].sort((a, b) => (a.lineageId < b.lineageId ? -1 : 1))) {
+          const row = await lockHead(tx, item.lineageId)
           const effective = row === undefined ? null : effectiveCredits(row, now.getTime())
           if (row === undefined || effective === null || !sameSetting(row, effective, item)) continue
           await tx
             .update(apiKeys)
             .set({ creditsRemaining: Math.max(0, effective.remaining - item.amount), creditsRefilledAt: item.refilledAt })
-            .where(eq(apiKeys.id, item.keyId))
+            .where(eq(apiKeys.id, row.id))
         }
       }),
     )
@@ -627,4 +636,23 @@ async function logChange(tx: Db, keyHash: string, now: Date): Promise<void> {
   await tx.execute(sql`with change as (
       insert into ${apiKeyChanges} (key_hash, changed_at) values (${keyHash}, ${now.toISOString()}::timestamptz) returning seq
     ) select pg_notify(${CHANGES_CHANNEL}, change.seq::text) from change`)
+}
+
+/**
+ * Locks the head of a key lineage (FOR UPDATE: concurrent leases and settlements of several
+ * instances take turns on the row, so together they never hand out more than it holds) and reads
+ * its credits. A rotation that committed while this waited for the old head's lock leaves that row
+ * matching nothing, and the new head is not in this statement's snapshot; under read committed a
+ * second statement takes a new snapshot and finds it.
+ */
+async function lockHead(tx: Db, lineageId: string) {
+  const read = async () =>
+    (
+      await tx
+        .select({ id: apiKeys.id, ...creditColumns(apiKeys) })
+        .from(apiKeys)
+        .where(lineageHead(apiKeys, lineageId))
+        .for('update')
+    )[0]
+  return (await read()) ?? (await read())
 }

@@ -12,6 +12,7 @@ import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import type { ListEventsQuery, StoredEvent, WebhookEndpointRecord } from '../../core/audit/types.js'
 import { effectiveCredits } from '../../core/controls/credits.js'
+import { inheritLineage } from '../../core/records.js'
 import {
   type AuditOf,
   type AuditWrite,
@@ -33,6 +34,7 @@ import {
   deliveriesOf,
   dueForRotation,
   keyOfTenant,
+  lineageHead,
   listCondition,
   patchColumns,
   rotatableCondition,
@@ -270,11 +272,14 @@ export class SqliteStore implements KeyStore {
             if (current.replacedByKeyId !== null) return { ok: false, reason: 'already_rotated' }
             return { ok: false, reason: 'not_due' }
           }
-          tx.insert(apiKeys).values(newKey).run()
+          // The successor continues the lineage and its credits as the old row holds them now,
+          // inside this write lock (a lease or settlement since the caller read it is not lost).
+          const successor = inheritLineage(oldKey, newKey)
+          tx.insert(apiKeys).values(successor).run()
           tx.insert(apiKeyChanges).values({ keyHash: oldKey.keyHash, changedAt: now }).run()
           if (delivery !== undefined) tx.insert(webhookDeliveries).values(delivery).run()
           if (audit !== undefined) writeAudit(tx, audit)
-          return { ok: true, oldKey, newKey }
+          return { ok: true, oldKey, newKey: successor }
         },
         { behavior: 'immediate' },
       ),
@@ -309,18 +314,22 @@ export class SqliteStore implements KeyStore {
     )
   }
 
-  leaseCredits(keyId: string, want: number, now: Date): Promise<CreditLease | null> {
+  leaseCredits(lineageId: string, want: number, now: Date): Promise<CreditLease | null> {
     return guard(() =>
       this.db.transaction(
         (tx) => {
-          const row = tx.select(creditColumns(apiKeys)).from(apiKeys).where(eq(apiKeys.id, keyId)).get()
+          const row = tx
+            .select({ id: apiKeys.id, ...creditColumns(apiKeys) })
+            .from(apiKeys)
+            .where(lineageHead(apiKeys, lineageId))
+            .get()
           const effective = row === undefined ? null : effectiveCredits(row, now.getTime())
           if (row === undefined || effective === null) return null
           const granted = Math.min(Math.max(0, want), effective.remaining)
           const refilledAt = new Date(effective.refilledAtMs)
           tx.update(apiKeys)
             .set({ creditsRemaining: effective.remaining - granted, creditsRefilledAt: refilledAt })
-            .where(eq(apiKeys.id, keyId))
+            .where(eq(apiKeys.id, row.id))
             .run()
           return { granted, remaining: effective.remaining - granted, version: row.creditsVersion, refilledAt }
         },
@@ -352,12 +361,16 @@ export class SqliteStore implements KeyStore {
       this.db.transaction(
         (tx) => {
           for (const item of spends) {
-            const row = tx.select(creditColumns(apiKeys)).from(apiKeys).where(eq(apiKeys.id, item.keyId)).get()
+            const row = tx
+              .select({ id: apiKeys.id, ...creditColumns(apiKeys) })
+              .from(apiKeys)
+              .where(lineageHead(apiKeys, item.lineageId))
+              .get()
             const effective = row === undefined ? null : effectiveCredits(row, now.getTime())
             if (row === undefined || effective === null || !sameSetting(row, effective, item)) continue
             tx.update(apiKeys)
               .set({ creditsRemaining: Math.max(0, effective.remaining - item.amount), creditsRefilledAt: item.refilledAt })
-              .where(eq(apiKeys.id, item.keyId))
+              .where(eq(apiKeys.id, row.id))
               .run()
           }
         },

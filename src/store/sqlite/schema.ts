@@ -29,6 +29,10 @@ export const apiKeys = sqliteTable(
     revokedAt: integer('revoked_at', { mode: 'timestamp_ms' }),
     replacedByKeyId: text('replaced_by_key_id'),
     rotatedFromKeyId: text('rotated_from_key_id'),
+    // The key a chain of rotations began with (null: this key's own id). Rate-limit counters and
+    // credits belong to the lineage, not the row, so a rotation neither resets nor doubles them;
+    // the database's credits are those of the lineage's head (replaced_by_key_id null).
+    lineageId: text('lineage_id'),
     graceExpiresAt: integer('grace_expires_at', { mode: 'timestamp_ms' }),
     rotationIntervalDays: integer('rotation_interval_days'),
     nextRotationAt: integer('next_rotation_at', { mode: 'timestamp_ms' }),
@@ -57,6 +61,9 @@ export const apiKeys = sqliteTable(
     // The scheduler's expiry notices find keys by when they stop working (issue 15).
     index('api_keys_expires_idx').on(table.expiresAt),
     index('api_keys_grace_expires_idx').on(table.graceExpiresAt),
+    // Credit operations find a lineage's head by `lineage_id` (successors) or `id` (a key never
+    // rotated, whose lineage_id is null); see `lineageHead` in ../conditions.ts.
+    index('api_keys_lineage_idx').on(table.lineageId),
   ],
 )
 
