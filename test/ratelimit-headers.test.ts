@@ -1,7 +1,13 @@
 import { parseList } from 'structured-headers'
 import { describe, expect, it } from 'vitest'
 import { ADMITTED, type LimitState, LocalRateLimiter, limitSubjects } from '../src/core/controls/rate-limit.js'
-import { limitResultHeaders, rateLimitHeader, rateLimitPolicyHeader, retryAfterSeconds } from '../src/http/ratelimit-headers.js'
+import {
+  limitHeaders,
+  limitResultHeaders,
+  rateLimitHeader,
+  rateLimitPolicyHeader,
+  retryAfterSeconds,
+} from '../src/http/ratelimit-headers.js'
 import { TestClock } from './helpers/clock.js'
 
 /** Parsed with an RFC 9651 parser: `[name, parameters]` per list member. */
@@ -108,5 +114,16 @@ describe('limitResultHeaders', () => {
 
   it('sends nothing for a key without limits or credits', () => {
     expect(limitResultHeaders(ADMITTED, undefined)).toEqual({})
+  })
+})
+
+describe('limitHeaders', () => {
+  it('measures a monthly refill’s window by the month of the verification’s clock, not the machine’s', () => {
+    const refill = { amount: 500, interval: 'month' as const }
+    const admitted = new LocalRateLimiter().consume([], 1, Date.now(), { keyId: 'key_1', epoch: '1', seed: 10 })
+    const policyAt = (iso: string) =>
+      members(limitHeaders({ result: admitted, subjects: [], refill, creditsResetMs: 1000, nowMs: Date.parse(iso) })['ratelimit-policy'])
+    expect(policyAt('2026-02-10T00:00:00Z')).toEqual([['credits', { q: 500, w: 28 * 86_400 }]])
+    expect(policyAt('2026-03-10T00:00:00Z')).toEqual([['credits', { q: 500, w: 31 * 86_400 }]])
   })
 })

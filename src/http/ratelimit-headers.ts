@@ -111,7 +111,7 @@ export function limitHeaders(report: LimitReport): Record<string, string> {
   }
   // A credits refill's window is the current month's length: not cached with the limits.
   if (report.refill !== null) {
-    const credits = rateLimitPolicyHeader([], { refill: report.refill }, Date.now())
+    const credits = rateLimitPolicyHeader([], { refill: report.refill }, report.nowMs)
     policy = policy === undefined ? credits : `${policy}, ${credits}`
   }
   const headers: Record<string, string> = {}

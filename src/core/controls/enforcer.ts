@@ -59,6 +59,8 @@ export interface LimitReport {
   refill: CreditsRefill | null
   /** Ms until the credits come back (next refill), null without a refill. */
   creditsResetMs: number | null
+  /** The business clock's instant of the check: a monthly refill's window is that month's length. */
+  nowMs: number
 }
 
 /**
@@ -327,7 +329,7 @@ export class ControlEnforcer {
 
   #report(result: LimitResult, controls: KeyControls, nowMs: number): LimitReport {
     const creditsResetMs = controls.refill === null ? null : creditsRetryAfterMs({ remaining: 0, refill: controls.refill }, nowMs)
-    return { result, subjects: controls.subjects, refill: controls.refill, creditsResetMs }
+    return { result, subjects: controls.subjects, refill: controls.refill, creditsResetMs, nowMs }
   }
 
   #refuse(code: RefusalCode, limits: LimitReport | undefined, _controls: KeyControls, detail?: string): Refusal {
