@@ -219,10 +219,21 @@ export interface LineageColumns {
  * need an expression index of its own.
  */
 export function lineageHead(table: LineageColumns, lineageId: string): SQL {
-  return and(
-    or(eq(table.lineageId, lineageId), and(isNull(table.lineageId), eq(table.id, lineageId))),
-    isNull(table.replacedByKeyId),
-  ) as SQL
+  return and(inLineage(table, lineageId), isNull(table.replacedByKeyId)) as SQL
+}
+
+/** Every key of a lineage: its first key (lineage_id null) and the successors that name it. */
+function inLineage(table: LineageColumns, lineageId: string): SQL {
+  return or(eq(table.lineageId, lineageId), and(isNull(table.lineageId), eq(table.id, lineageId))) as SQL
+}
+
+/**
+ * A lineage's replaced keys still in their grace period. They verify with the head's controls
+ * (limits, credits, allowlist), so a change to the head is logged for them too: every instance then
+ * drops their cached copy of the head's old settings within the staleness bound.
+ */
+export function lineageInGrace(table: LineageColumns & { graceExpiresAt: Column }, lineageId: string, now: Date): SQL {
+  return and(inLineage(table, lineageId), isNotNull(table.replacedByKeyId), gt(table.graceExpiresAt, now)) as SQL
 }
 
 /** The head of the lineage whose credits are still the setting and period an adjustment was counted under. */

@@ -204,6 +204,27 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect(changes.seq).toBeGreaterThan(before)
     })
 
+    it('logs a change to a lineage’s head for its keys still in grace too (they verify with the head’s controls)', async () => {
+      const a = makeRecord()
+      await store.insertKey(a)
+      const rotated = await store.rotateKey({
+        tenantId: 'tenant_a',
+        oldKeyId: a.id,
+        newKey: makeRecord(),
+        graceExpiresAt: at(60),
+        now: at(2),
+      })
+      if (!rotated.ok) throw new Error(rotated.reason)
+      const b = rotated.newKey
+      const inGrace = await store.latestChangeSeq()
+      await store.updateKey('tenant_a', b.id, { rateLimits: [{ name: 'burst', limit: 5, windowMs: 1000 }] }, at(10))
+      expect((await store.readChanges(inGrace, 100)).keyHashes.sort()).toEqual([a.keyHash, b.keyHash].sort())
+      // Once A's grace is over it is refused whatever the head says: nothing to evict for it.
+      const afterGrace = await store.latestChangeSeq()
+      await store.updateKey('tenant_a', b.id, { rateLimits: [] }, at(61))
+      expect((await store.readChanges(afterGrace, 100)).keyHashes).toEqual([b.keyHash])
+    })
+
     it('revokes idempotently: the first revoked_at stays, and each revoke is logged', async () => {
       const record = makeRecord()
       await store.insertKey(record)

@@ -11,7 +11,7 @@ import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import type pg from 'pg'
 import type { ListEventsQuery, StoredEvent, WebhookEndpointRecord } from '../../core/audit/types.js'
 import { effectiveCredits } from '../../core/controls/credits.js'
-import { inheritLineage } from '../../core/records.js'
+import { inheritLineage, lineageOf } from '../../core/records.js'
 import type {
   AuditOf,
   AuditWrite,
@@ -33,6 +33,7 @@ import {
   dueForRotation,
   keyOfTenant,
   lineageHead,
+  lineageInGrace,
   listCondition,
   patchColumns,
   rotatableCondition,
@@ -149,6 +150,11 @@ export class PostgresStore implements KeyStore {
         const write = before === undefined ? undefined : audit?.(before, row)
         if (write !== undefined) await writeAudit(tx, write)
         await logChange(tx, row.keyHash, now)
+        const inGrace = await tx
+          .select({ keyHash: apiKeys.keyHash })
+          .from(apiKeys)
+          .where(lineageInGrace(apiKeys, lineageOf(row), now))
+        for (const { keyHash } of inGrace) await logChange(tx, keyHash, now)
         return row
       }),
     )

@@ -12,7 +12,7 @@ import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import type { ListEventsQuery, StoredEvent, WebhookEndpointRecord } from '../../core/audit/types.js'
 import { effectiveCredits } from '../../core/controls/credits.js'
-import { inheritLineage } from '../../core/records.js'
+import { inheritLineage, lineageOf } from '../../core/records.js'
 import {
   type AuditOf,
   type AuditWrite,
@@ -35,6 +35,7 @@ import {
   dueForRotation,
   keyOfTenant,
   lineageHead,
+  lineageInGrace,
   listCondition,
   patchColumns,
   rotatableCondition,
@@ -204,6 +205,12 @@ export class SqliteStore implements KeyStore {
             .get() as ApiKeyRecord | undefined
           if (row === undefined) return null
           tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
+          for (const { keyHash } of tx
+            .select({ keyHash: apiKeys.keyHash })
+            .from(apiKeys)
+            .where(lineageInGrace(apiKeys, lineageOf(row), now))
+            .all())
+            tx.insert(apiKeyChanges).values({ keyHash, changedAt: now }).run()
           const write = before === undefined ? undefined : audit?.(before, row)
           if (write !== undefined) writeAudit(tx, write)
           return row
