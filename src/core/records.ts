@@ -1,7 +1,7 @@
 import { type Credits, currentRemaining, periodStart } from './controls/credits.js'
 import type { RateLimit } from './controls/rate-limit.js'
 import { generateKey, hashKey, newId } from './key-format.js'
-import type { ApiKey, ApiKeyRecord, AuditActor, Environment, KeyStatus, Metadata } from './types.js'
+import type { ApiKey, ApiKeyRecord, AuditActor, Environment, KeyStatus, Metadata, WebhookDelivery } from './types.js'
 
 /**
  * How a key row is built and what it shows, written once: creation and both kinds of rotation
@@ -204,5 +204,25 @@ export function toApiKey(record: ApiKeyRecord, now: Date): ApiKey {
     enabled: record.disabledAt === null,
     createdBy: record.createdBy,
     revokedBy: record.revokedBy,
+  }
+}
+
+/** What a new delivery says; the rest (id, pending status, no attempts, due now) is the same for every one. */
+export type DeliveryFields = Pick<
+  WebhookDelivery,
+  'tenantId' | 'keyId' | 'newKeyId' | 'endpointId' | 'eventId' | 'eventType' | 'url' | 'payload'
+>
+
+/** A delivery of the outbox, pending and due at once: rotation webhooks and event webhooks alike. */
+export function pendingDelivery(fields: DeliveryFields, now: Date): WebhookDelivery {
+  return {
+    ...fields,
+    id: newId('msg'),
+    status: 'pending',
+    attempts: [],
+    nextAttemptAt: now,
+    lockedUntil: null,
+    createdAt: now,
+    updatedAt: now,
   }
 }

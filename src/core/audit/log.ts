@@ -1,4 +1,4 @@
-import { newId } from '../key-format.js'
+import { pendingDelivery } from '../records.js'
 import type { Runtime } from '../runtime.js'
 import type { AuditOf, AuditWrite, KeyStore } from '../store.js'
 import type { Actor, ApiKeyRecord, KeyPatch, WebhookDelivery } from '../types.js'
@@ -119,22 +119,20 @@ function deliveriesOf(event: AuditEvent, endpoints: readonly WebhookEndpointReco
   const matching = endpoints.filter((endpoint) => receives(endpoint, event))
   if (matching.length === 0) return []
   const body = eventWebhookBody(event)
-  return matching.map((endpoint) => ({
-    id: newId('msg'),
-    tenantId: event.tenantId,
-    keyId: event.keyId ?? '',
-    newKeyId: null,
-    endpointId: endpoint.id,
-    eventId: event.id,
-    eventType: event.type,
-    url: endpoint.url,
-    // An event holds no secret: its body waits in clear, and is wiped once settled like any other.
-    payload: body,
-    status: 'pending',
-    attempts: [],
-    nextAttemptAt: now,
-    lockedUntil: null,
-    createdAt: now,
-    updatedAt: now,
-  }))
+  return matching.map((endpoint) =>
+    pendingDelivery(
+      {
+        tenantId: event.tenantId,
+        keyId: event.keyId ?? '',
+        newKeyId: null,
+        endpointId: endpoint.id,
+        eventId: event.id,
+        eventType: event.type,
+        url: endpoint.url,
+        // An event holds no secret: its body waits in clear, and is wiped once settled like any other.
+        payload: body,
+      },
+      now,
+    ),
+  )
 }

@@ -2,11 +2,9 @@ import { auditActorOf, schedulerActor } from '../audit/events.js'
 import { ExpiryNotices } from '../audit/expiry.js'
 import type { AuditLog } from '../audit/log.js'
 import { pruneAuditLog } from '../audit/retention.js'
-import { newId } from '../key-format.js'
 import { positive } from '../options.js'
-import { mintSuccessor } from '../records.js'
+import { mintSuccessor, pendingDelivery } from '../records.js'
 import type { Runtime } from '../runtime.js'
-import type { WebhookDelivery } from '../types.js'
 import type { Outbox } from './outbox.js'
 import { sealPayload } from './signing.js'
 import { checkWebhookUrl } from './ssrf.js'
@@ -82,23 +80,19 @@ export class RotationScheduler {
           next_rotation_at: newKey.nextRotationAt?.toISOString() ?? null,
         },
       })
-      const delivery: WebhookDelivery = {
-        id: newId('msg'),
-        tenantId: due.tenantId,
-        keyId: due.id,
-        newKeyId: newKey.id,
-        eventType: 'api_key.rotated',
-        url: due.rotationWebhookUrl,
-        payload: sealPayload(body, pepper),
-        status: 'pending',
-        attempts: [],
-        nextAttemptAt: now,
-        lockedUntil: null,
-        createdAt: now,
-        updatedAt: now,
-        endpointId: null,
-        eventId: null,
-      }
+      const delivery = pendingDelivery(
+        {
+          tenantId: due.tenantId,
+          keyId: due.id,
+          newKeyId: newKey.id,
+          endpointId: null,
+          eventId: null,
+          eventType: 'api_key.rotated',
+          url: due.rotationWebhookUrl,
+          payload: sealPayload(body, pepper),
+        },
+        now,
+      )
       const audit = recorder.write([
         recorder.keyEvent('api_key.rotated', due, {
           new_key_id: newKey.id,
