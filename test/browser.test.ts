@@ -1,9 +1,9 @@
-import { existsSync } from 'node:fs'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createExampleApp } from '../example-app/hono.js'
 import { addApiReference, findScalarBundle } from '../example-app/reference.js'
 import { keyward } from '../src/index.js'
+import { hasChromium, launchChromium, requireChromium } from './helpers/chromium.js'
 import { listen } from './helpers/listen.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
@@ -12,16 +12,11 @@ import { tempSqlitePath } from './helpers/sqlite.js'
  * build), driven by playwright-core. The test installs nothing; CI installs chromium with apt.
  */
 
-const CHROMIUM = '/usr/bin/chromium'
 const inCi = process.env.CI === 'true'
-const hasChromium = existsSync(CHROMIUM)
 const scalarBundle = findScalarBundle()
 
-if (!hasChromium) {
-  // A skipped browser test must not turn CI green: there, a missing browser is a failure.
-  if (inCi) throw new Error(`The browser test needs Debian's Chromium at ${CHROMIUM} in CI (apt-get install -y chromium).`)
-  console.warn(`\n[keyward tests] SKIPPING browser tests: no ${CHROMIUM} (apt-get install -y chromium).\n`)
-}
+// A skipped browser test must not turn CI green: there, a missing browser is a failure.
+requireChromium('the browser tests')
 const NO_SCALAR = 'The reference page needs @scalar/api-reference installed to render offline (npm install -D @scalar/api-reference).'
 if (hasChromium && scalarBundle === undefined && !inCi)
   console.warn(`\n[keyward tests] SKIPPING the reference rendering test: ${NO_SCALAR}\n`)
@@ -30,19 +25,7 @@ let browser: Browser | undefined
 
 beforeAll(async () => {
   if (!hasChromium) return
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    timeout: 30_000,
-  })
+  browser = await launchChromium()
 }, 40_000)
 
 afterAll(async () => {

@@ -2,8 +2,7 @@ import { existsSync } from 'node:fs'
 import { type Browser, chromium } from 'playwright-core'
 
 /**
- * Debian's Chromium for browser tests (never a downloaded build), driven by playwright-core, with
- * the flags test/browser.test.ts uses. Without it the tests skip with a message, except in CI,
+ * Debian's Chromium for every browser test (never a downloaded build), driven by playwright-core. Without it the tests skip with a message, except in CI,
  * where a missing browser fails the run.
  */
 export const CHROMIUM = '/usr/bin/chromium'
