@@ -186,7 +186,8 @@ export interface KeyUsage {
   daily: { date: string; requests: number; rateLimited: number; creditsRefused: number }[]
 }
 
-export type DeliveryStatus = 'pending' | 'succeeded' | 'failed'
+export const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed'] as const
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number]
 
 export interface DeliveryAttempt {
   at: string

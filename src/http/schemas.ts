@@ -13,7 +13,7 @@ import {
   scopesSchema,
   webhookUrlSchema,
 } from '../core/schemas.js'
-import { ACTOR_TYPES, ENVIRONMENTS, KEY_STATUSES } from '../core/types.js'
+import { ACTOR_TYPES, DELIVERY_STATUSES, ENVIRONMENTS, KEY_STATUSES } from '../core/types.js'
 
 /**
  * The wire shapes of the management API (snake_case, as the seeds), built from the core's field
@@ -190,6 +190,9 @@ export const usageSchema = z
   })
   .meta({ id: 'ApiKeyUsage' })
 
+/** One try of a delivery: when, the HTTP status (null: no answer), the error, how long it took. */
+const attemptSchema = z.object({ at: instant, status: z.number().nullable(), error: z.string().nullable(), duration_ms: z.number() })
+
 export const deliverySchema = z
   .object({
     id: z.string(),
@@ -197,8 +200,8 @@ export const deliverySchema = z
     new_key_id: z.string().nullable(),
     event_type: z.string(),
     url: z.string(),
-    status: z.enum(['pending', 'succeeded', 'failed']),
-    attempts: z.array(z.object({ at: instant, status: z.number().nullable(), error: z.string().nullable(), duration_ms: z.number() })),
+    status: z.enum(DELIVERY_STATUSES),
+    attempts: z.array(attemptSchema),
     next_attempt_at: instant.nullable(),
     created_at: instant,
     updated_at: instant,
@@ -285,8 +288,8 @@ export const endpointDeliverySchema = z
     event_id: z.string().nullable(),
     event_type: z.string(),
     url: z.string(),
-    status: z.enum(['pending', 'succeeded', 'failed']),
-    attempts: z.array(z.object({ at: instant, status: z.number().nullable(), error: z.string().nullable(), duration_ms: z.number() })),
+    status: z.enum(DELIVERY_STATUSES),
+    attempts: z.array(attemptSchema),
     next_attempt_at: instant.nullable(),
     created_at: instant,
     updated_at: instant,
