@@ -1,7 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { readFileSync, rmSync } from 'node:fs'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import pg from 'pg'
@@ -11,6 +8,7 @@ import { StoreUnavailableError } from '../src/core/store.js'
 import type { ApiKeyRecord } from '../src/core/types.js'
 import { createPostgresStore, type PostgresStore } from '../src/store/postgres/index.js'
 import { describeStoreContract, makeDelivery, makeRecord } from './contract/store-contract.js'
+import { migrationsUpTo } from './helpers/migrations.js'
 import { freshPostgresDatabase, hasPostgres, PG_ADMIN_URL } from './helpers/postgres.js'
 
 const T0 = new Date('2026-03-01T12:00:00.000Z')
@@ -32,13 +30,8 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
   })
 
   it('upgrades a database of the release before the audit log (0000-0001) without losing keys or deliveries', async () => {
-    const folder = mkdtempSync(join(tmpdir(), 'keyward-pg-migrations-'))
+    const folder = migrationsUpTo('postgres', '0001_')
     try {
-      cpSync(fileURLToPath(new URL('../drizzle/postgres', import.meta.url)), folder, { recursive: true })
-      const journalPath = join(folder, 'meta', '_journal.json')
-      const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: { tag: string }[] }
-      const upTo = journal.entries.findIndex((entry) => entry.tag.startsWith('0001_'))
-      writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo + 1) }))
       const url = await freshPostgresDatabase()
       const record = makeRecord({ scopes: ['a'], revokedAt: T0 })
       await withClient(url, async (client) => {
@@ -72,13 +65,8 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
   })
 
   it('upgrades a database of the release before key lineages (0000-0003): rotated pairs keep working, each key its own lineage', async () => {
-    const folder = mkdtempSync(join(tmpdir(), 'keyward-pg-migrations-'))
+    const folder = migrationsUpTo('postgres', '0003_')
     try {
-      cpSync(fileURLToPath(new URL('../drizzle/postgres', import.meta.url)), folder, { recursive: true })
-      const journalPath = join(folder, 'meta', '_journal.json')
-      const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: { tag: string }[] }
-      const upTo = journal.entries.findIndex((entry) => entry.tag.startsWith('0003_'))
-      writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo + 1) }))
       const url = await freshPostgresDatabase()
       // A pair rotated before lineages existed: the successor's lineage is its own id (null).
       const a = makeRecord()

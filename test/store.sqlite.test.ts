@@ -1,6 +1,3 @@
-import { cpSync, readFileSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
@@ -8,10 +5,10 @@ import { describe, expect, it } from 'vitest'
 import type { ApiKeyRecord } from '../src/core/types.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 import { describeStoreContract, makeRecord } from './contract/store-contract.js'
+import { migrationsUpTo } from './helpers/migrations.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
 const T0 = new Date('2026-03-01T12:00:00.000Z')
-const MIGRATIONS = fileURLToPath(new URL('../drizzle/sqlite', import.meta.url))
 
 describeStoreContract('sqlite (a real file)', async () => {
   const path = tempSqlitePath()
@@ -57,11 +54,7 @@ describe('sqlite store', () => {
 
   it('upgrades a database made by the first migration without losing its keys or usage', async () => {
     // The migrations folder as the first release shipped it: only 0000.
-    const firstRelease = join(dirname(tempSqlitePath()), 'migrations')
-    cpSync(MIGRATIONS, firstRelease, { recursive: true })
-    const journalPath = join(firstRelease, 'meta', '_journal.json')
-    const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: unknown[] }
-    writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, 1) }))
+    const firstRelease = migrationsUpTo('sqlite', '0000_')
 
     const path = tempSqlitePath()
     const old = new Database(path)
@@ -99,12 +92,7 @@ describe('sqlite store', () => {
   })
 
   it('upgrades a database of the release before the audit log (0000-0001) without losing keys or deliveries', async () => {
-    const before = join(dirname(tempSqlitePath()), 'migrations-0001')
-    cpSync(MIGRATIONS, before, { recursive: true })
-    const journalPath = join(before, 'meta', '_journal.json')
-    const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: { tag: string }[] }
-    const upTo = journal.entries.findIndex((entry) => entry.tag.startsWith('0001_'))
-    writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo + 1) }))
+    const before = migrationsUpTo('sqlite', '0001_')
 
     const path = tempSqlitePath()
     const old = new Database(path)
@@ -143,12 +131,7 @@ describe('sqlite store', () => {
   })
 
   it('upgrades a database of the release before key lineages (0000-0003): rotated pairs keep working, each key its own lineage', async () => {
-    const before = join(dirname(tempSqlitePath()), 'migrations-0003')
-    cpSync(MIGRATIONS, before, { recursive: true })
-    const journalPath = join(before, 'meta', '_journal.json')
-    const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: { tag: string }[] }
-    const upTo = journal.entries.findIndex((entry) => entry.tag.startsWith('0003_'))
-    writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo + 1) }))
+    const before = migrationsUpTo('sqlite', '0003_')
 
     const path = tempSqlitePath()
     const old = new Database(path)
