@@ -4,7 +4,7 @@ import { Keyward, type KeywardOptions } from '../src/core/keyward.js'
 import { StoreUnavailableError } from '../src/core/store.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 import { TestClock } from './helpers/clock.js'
-import { instrument } from './helpers/instrumented-store.js'
+import { type InstrumentedStore, instrument } from './helpers/instrumented-store.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
 const tenant = { tenantId: 'acme' }
@@ -18,6 +18,26 @@ async function setup(options: Partial<KeywardOptions> = {}) {
   const created = await kw.createKey(tenant, { name: 'k', scopes: ['orders:read'] })
   if (!created.ok) throw new Error(created.error.detail)
   return { kw, store, clock, key: created.value.key, id: created.value.apiKey.id }
+}
+
+/**
+ * Holds the store's next `findKeyByHash` after it has read, before its caller sees the row: the
+ * gap in which a test runs a revoke, to force the interleaving a stale refill needs.
+ */
+function holdNextRead(store: InstrumentedStore): { readFinished: Promise<void>; releaseRead: () => void } {
+  let release!: () => void
+  let readDone!: () => void
+  const readFinished = new Promise<void>((resolve) => {
+    readDone = resolve
+  })
+  store.after.findKeyByHash = () => {
+    store.after.findKeyByHash = undefined
+    readDone()
+    return new Promise<void>((resolve) => {
+      release = resolve
+    })
+  }
+  return { readFinished, releaseRead: () => release() }
 }
 
 describe('verification', () => {
@@ -131,18 +151,7 @@ describe('verification', () => {
     const { kw, store, key, id } = await setup()
     // Force the interleaving: the verification's read completes, then waits; the revoke runs
     // (and evicts) in that gap; only then does the verification try to fill the cache.
-    let releaseRead!: () => void
-    let readDone!: () => void
-    const readFinished = new Promise<void>((resolve) => {
-      readDone = resolve
-    })
-    store.after.findKeyByHash = () => {
-      store.after.findKeyByHash = undefined
-      readDone()
-      return new Promise<void>((resolve) => {
-        releaseRead = resolve
-      })
-    }
+    const { readFinished, releaseRead } = holdNextRead(store)
     const inFlight = kw.verify(key)
     await readFinished
     expect((await kw.revokeKey(tenant, id)).ok).toBe(true)
@@ -203,18 +212,7 @@ describe('verification', () => {
     const { kw, store, key, id } = await setup()
     // Force the interleaving: the first read completes with the key still active, then waits; the
     // revoke runs in that gap; a second verification of the same key starts after the revoke.
-    let releaseRead!: () => void
-    let readDone!: () => void
-    const readFinished = new Promise<void>((resolve) => {
-      readDone = resolve
-    })
-    store.after.findKeyByHash = () => {
-      store.after.findKeyByHash = undefined
-      readDone()
-      return new Promise<void>((resolve) => {
-        releaseRead = resolve
-      })
-    }
+    const { readFinished, releaseRead } = holdNextRead(store)
     const early = kw.verify(key)
     await readFinished
     expect((await kw.revokeKey(tenant, id)).ok).toBe(true)
