@@ -132,6 +132,10 @@ describe('keyward create and update with per-key controls', () => {
     expect(invalid.code).toBe(2)
     expect(invalid.stderr).toMatch(/--rate-limit \(item 1\): /)
     expect(invalid.stderr).toMatch(/--allowed-ips \(item 1\): /)
+    // A refill's amount is checked by the core too, and named by the flag that set it.
+    const refill = await cli(['update', '--tenant', 'acme', key.id, '--credits', '5', '--refill', '0/day', ...db])
+    expect(refill.code).toBe(2)
+    expect(refill.stderr).toMatch(/^ {2}--refill: /m)
     const unchanged = JSON.parse((await cli(['get', '--tenant', 'acme', key.id, '--json', ...db])).stdout) as KeyObject
     expect(unchanged).toMatchObject({ rate_limits: [], allowed_ips: [], enabled: true, name: 'Metered' })
   })

@@ -77,16 +77,23 @@ const FLAG_OF_FIELD: Record<string, string> = {
   since: '--since',
   rate_limits: '--rate-limit',
   credits: '--credits',
+  'credits.refill': '--refill',
   allowed_ips: '--allowed-ips',
   enabled: '--disable/--enable',
 }
 
-/** A validation error's field (`rate_limits.1.limit`) as the flag that set it. */
+/** A validation error's field (`rate_limits.1.limit`) as the flag that set it: its longest known path. */
 export function flagOf(field: string): string {
-  if (field.startsWith('credits.refill')) return '--refill'
-  const [head, ...rest] = field.split('.')
-  const flag = FLAG_OF_FIELD[head ?? ''] ?? field
-  return rest.length > 0 && /^\d+$/.test(rest[0] ?? '') ? `${flag} (item ${Number(rest[0]) + 1})` : flag
+  const parts = field.split('.')
+  for (let length = parts.length; length > 0; length--) {
+    const path = parts.slice(0, length).join('.')
+    // Own entries only: a field named "constructor" is not a flag.
+    if (!Object.hasOwn(FLAG_OF_FIELD, path)) continue
+    const flag = FLAG_OF_FIELD[path] as string
+    const item = parts[length]
+    return item !== undefined && /^\d+$/.test(item) ? `${flag} (item ${Number(item) + 1})` : flag
+  }
+  return field
 }
 
 /** Exit 2: the command line is wrong. `cause` names the command whose help to point to. */
