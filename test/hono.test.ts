@@ -184,3 +184,29 @@ describe('typing of c.var.apiKey', () => {
     }
   })
 })
+
+describe('rate-limit headers', () => {
+  it('puts RateLimit-Policy and RateLimit on a 2xx both on @hono/node-server (Node response) and elsewhere (c.header)', async () => {
+    const { kw } = await freshKeyward()
+    const limited = await kw.createKey(
+      { tenantId: 'acme' },
+      { name: 'limited', rateLimits: [{ name: 'burst', limit: 5, windowMs: 10_000 }] },
+    )
+    if (!limited.ok) throw new Error('create failed')
+    const app = new Hono().use(apiKeyAuth({ keyward: kw })).get('/ping', (c) => c.text('ok'))
+    const headers = { 'x-api-key': limited.value.key }
+    // In process (app.request: no Node response to write to): through c.header().
+    const inProcess = await app.request('/ping', { headers })
+    expect(inProcess.status).toBe(200)
+    expect(inProcess.headers.get('ratelimit-policy')).toBe('"burst";q=5;w=10')
+    expect(inProcess.headers.get('ratelimit')).toMatch(/^"burst";r=4;t=1[01]$/)
+    // Over real HTTP: straight onto Node's response, merged with the handler's own headers.
+    const url = await serve(app)
+    const served = await fetch(`${url}/ping`, { headers })
+    expect(served.status).toBe(200)
+    expect(await served.text()).toBe('ok')
+    expect(served.headers.get('content-type')).toMatch(/^text\/plain/)
+    expect(served.headers.get('ratelimit-policy')).toBe('"burst";q=5;w=10')
+    expect(served.headers.get('ratelimit')).toMatch(/^"burst";r=3;t=1[01]$/)
+  })
+})

@@ -64,6 +64,45 @@ describe.skipIf(!hasRedis)('RedisLimiter', () => {
     expect(await first.peekCredits('key_c', '1')).toBe(0)
   })
 
+  it('sends concurrent requests as one script call each batch, each answered as if alone', async () => {
+    // A server of this test's own, so its command statistics count this limiter's calls only.
+    const server = await throwawayRedis()
+    const limiter = redisLimiter(freshRedisPrefix(), server.url)
+    await limiter.ready()
+    const stats = inspector(server.url)
+    const scriptCalls = async () => {
+      const info = await stats.info('commandstats')
+      return [...info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0)
+    }
+    const before = await scriptCalls()
+    const burst = { name: 'burst', limit: 3, windowMs: 10_000 }
+    const limited = [subject('key:b1', burst)]
+    const credits = { keyId: 'key_b2', epoch: '1', seed: 2 }
+    const now = Date.now()
+    // 20 requests in one event-loop turn: 10 against a limit of 3, 10 against 2 credits, interleaved.
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, index) => (index % 2 === 0 ? limiter.consume(limited, 1, now) : limiter.consume([], 1, now, credits))),
+    )
+    const limitedResults = results.filter((_, index) => index % 2 === 0)
+    const creditResults = results.filter((_, index) => index % 2 === 1)
+    expect(limitedResults.map((result) => result.ok)).toEqual([true, true, true, false, false, false, false, false, false, false])
+    expect(limitedResults.map((result) => result.states[0]?.remaining)).toEqual([2, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    expect(limitedResults.slice(3).every((result) => !result.ok && result.code === 'rate_limited')).toBe(true)
+    expect(creditResults.map((result) => result.ok)).toEqual([true, true, false, false, false, false, false, false, false, false])
+    expect(creditResults.map((result) => ('credits' in result ? result.credits?.remaining : undefined))).toEqual([
+      1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ])
+    // One script call for the twenty (at most two, if the first went out before the rest arrived).
+    expect((await scriptCalls()) - before).toBeLessThanOrEqual(2)
+    // A batch that Redis cannot answer fails every request in it, as unavailable.
+    await server.stop()
+    const failed = await Promise.allSettled([limiter.consume(limited, 1, now), limiter.consume([], 1, now, credits)])
+    expect(failed.map((outcome) => outcome.status === 'rejected' && outcome.reason instanceof LimiterUnavailableError)).toEqual([
+      true,
+      true,
+    ])
+  })
+
   it('writes nothing to the first limit when the second refuses', async () => {
     const prefix = freshRedisPrefix()
     const limiter = redisLimiter(prefix)

@@ -4,7 +4,7 @@ import type { Decision } from '../core/verification/decide.js'
 import { spendCredits as spendKeyCredits } from '../core/verification/verifier.js'
 import type { ApiKeyAuthOptions } from '../hono/middleware.js'
 import { answerFor, keyExtractor, problemAnswer, refusalAnswer, rejectionAnswers } from '../http/problem.js'
-import { limitHeaders } from '../http/ratelimit-headers.js'
+import { setLimitHeaders } from '../http/ratelimit-headers.js'
 import { requestFacts } from '../http/request-facts.js'
 import { defaultKeyward } from '../index.js'
 import { type ExpressRequestLike, type KeywardRequestHandler, type NextLike, nodeHeader, prepare, sendBeforeBody } from './node-http.js'
@@ -38,7 +38,7 @@ export function apiKeyAuth(options: ExpressApiKeyAuthOptions = {}): KeywardReque
   const conclude = (decision: Decision, req: ExpressRequestLike, res: ServerResponse, next: NextLike) => {
     if (!decision.ok) return sendBeforeBody(req, res, refusalAnswer(decision, answers, realm, prepare))
     // A limited key's every answer, 2xx included, tells its limits (IETF RateLimit headers).
-    if (decision.limits !== undefined) for (const [name, value] of Object.entries(limitHeaders(decision.limits))) res.setHeader(name, value)
+    if (decision.limits !== undefined) setLimitHeaders(decision.limits, res)
     req.apiKey = decision.key
     next()
   }

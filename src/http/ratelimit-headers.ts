@@ -1,4 +1,4 @@
-import { type Credits, nextPeriodStart, periodStart } from '../core/controls/credits.js'
+import { type Credits, type CreditsRefill, nextPeriodStart, periodStart } from '../core/controls/credits.js'
 import type { LimitReport } from '../core/controls/enforcer.js'
 import type { LimitResult, LimitState, LimitSubject } from '../core/controls/rate-limit.js'
 import { CREDITS_POLICY_NAME } from '../core/controls/schemas.js'
@@ -37,24 +37,25 @@ export function rateLimitPolicyHeader(
 ): string | undefined {
   const items: string[] = []
   for (const subject of subjects) {
-    for (const limit of subject.limits) items.push(`${sfString(limit.name)};q=${limit.limit};w=${seconds(limit.windowMs)}`)
+    for (const limit of subject.limits) items.push(`${quoted(limit.name)};q=${limit.limit};w=${seconds(limit.windowMs)}`)
   }
   if (credits?.refill) {
     const { amount, interval } = credits.refill
     const periodMs = nextPeriodStart(interval, nowMs) - periodStart(interval, nowMs)
-    items.push(`${sfString(CREDITS_POLICY_NAME)};q=${amount};w=${seconds(periodMs)}`)
+    items.push(`${quoted(CREDITS_POLICY_NAME)};q=${amount};w=${seconds(periodMs)}`)
   }
   return items.length === 0 ? undefined : items.join(', ')
 }
 
 /** `RateLimit` from a limiter's states (and the key's credits). `undefined` when empty. */
 export function rateLimitHeader(states: readonly LimitState[], credits?: CreditsHeaderState): string | undefined {
-  const items: string[] = []
-  for (const state of states) items.push(`${sfString(state.name)};r=${state.remaining};t=${seconds(state.resetMs)}`)
+  // Concatenated, not joined: this runs on every response of a limited key.
+  let value = ''
+  for (const state of states) value += `${value === '' ? '' : ', '}${quoted(state.name)};r=${state.remaining};t=${seconds(state.resetMs)}`
   if (credits !== undefined) {
-    items.push(`${sfString(CREDITS_POLICY_NAME)};r=${credits.remaining}${credits.resetMs === null ? '' : `;t=${seconds(credits.resetMs)}`}`)
+    value += `${value === '' ? '' : ', '}${quoted(CREDITS_POLICY_NAME)};r=${credits.remaining}${credits.resetMs === null ? '' : `;t=${seconds(credits.resetMs)}`}`
   }
-  return items.length === 0 ? undefined : items.join(', ')
+  return value === '' ? undefined : value
 }
 
 /** `Retry-After` in whole seconds: rounded up, and at least 1 (a refusal never says "now"). */
@@ -91,31 +92,85 @@ function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000))
 }
 
-/** An sf-string (RFC 9651 §3.3.3): printable ASCII, `"` and `\` escaped. Names are validated to a safe charset before they get here. */
+/** An sf-string (RFC 9651 §3.3.3): printable ASCII, `"` and `\\` escaped. Names are validated to a safe charset before they get here. */
 function sfString(text: string): string {
   return `"${text.replace(/[^\x20-\x7e]/g, '').replace(/["\\]/g, '\\$&')}"`
 }
 
+/**
+ * Policy names as sf-strings, kept: a limited key's every response names its limits, and the
+ * names are few (a handful per key, shared by every request of it). Bounded all the same.
+ */
+const quotedNames = new Map<string, string>()
+function quoted(name: string): string {
+  let value = quotedNames.get(name)
+  if (value === undefined) {
+    if (quotedNames.size >= 10_000) quotedNames.clear()
+    value = sfString(name)
+    quotedNames.set(name, value)
+  }
+  return value
+}
+
 /** `RateLimit-Policy` of each key's subjects, built once (they are frozen per cache fill). */
 const policies = new WeakMap<readonly LimitSubject[], string | undefined>()
+/** With a credits refill: the whole `RateLimit-Policy`, valid for the refill period it was built in. */
+const refillPolicies = new WeakMap<CreditsRefill, { subjects: readonly LimitSubject[]; fromMs: number; untilMs: number; value: string }>()
 
 /**
- * The rate-limit headers of a limited key's response, from what verification reported. Header
- * names are lower-case, as both adapters set them.
+ * The `RateLimit-Policy` of a report: built once per cache fill (subjects and refill are frozen
+ * with it) and, with a monthly refill, once per month, whose length is the window.
  */
-export function limitHeaders(report: LimitReport): Record<string, string> {
+function policyOf(report: LimitReport): string | undefined {
   let policy = policies.get(report.subjects)
   if (policy === undefined && !policies.has(report.subjects)) {
     policy = rateLimitPolicyHeader(report.subjects, null, 0)
     policies.set(report.subjects, policy)
   }
-  // A credits refill's window is the current month's length: not cached with the limits.
-  if (report.refill !== null) {
-    const credits = rateLimitPolicyHeader([], { refill: report.refill }, report.nowMs)
-    policy = policy === undefined ? credits : `${policy}, ${credits}`
-  }
+  const { refill, nowMs } = report
+  if (refill === null) return policy
+  const memo = refillPolicies.get(refill)
+  if (memo !== undefined && memo.subjects === report.subjects && nowMs >= memo.fromMs && nowMs < memo.untilMs) return memo.value
+  const credits = rateLimitPolicyHeader([], { refill }, nowMs) as string
+  const value = policy === undefined ? credits : `${policy}, ${credits}`
+  refillPolicies.set(refill, {
+    subjects: report.subjects,
+    fromMs: periodStart(refill.interval, nowMs),
+    untilMs: nextPeriodStart(refill.interval, nowMs),
+    value,
+  })
+  return value
+}
+
+/** Where `setLimitHeaders` writes: Node's `ServerResponse` and Express's `res` are such targets. */
+export interface HeaderTarget {
+  setHeader(name: string, value: string): unknown
+}
+
+/**
+ * Sets the rate-limit headers of an admitted request of a limited key (`RateLimit-Policy` and
+ * `RateLimit`; an admitted request has no `Retry-After`). The hot path of every limited request:
+ * no intermediate records, and the policy and the quoted names are built once.
+ */
+export function setLimitHeaders(report: LimitReport, target: HeaderTarget): void {
+  const policy = policyOf(report)
+  if (policy !== undefined) target.setHeader('ratelimit-policy', policy)
+  const { result } = report
+  const credits =
+    'credits' in result && result.credits !== undefined
+      ? { remaining: result.credits.remaining, resetMs: report.creditsResetMs }
+      : undefined
+  const current = rateLimitHeader(result.states, credits)
+  if (current !== undefined) target.setHeader('ratelimit', current)
+}
+
+/**
+ * The rate-limit headers of a limited key's response, from what verification reported (a refusal
+ * included: `Retry-After` too). Header names are lower-case, as both adapters set them.
+ */
+export function limitHeaders(report: LimitReport): Record<string, string> {
   const headers: Record<string, string> = {}
-  for (const [name, value] of Object.entries(limitResultHeaders(report.result, policy, report.creditsResetMs)))
+  for (const [name, value] of Object.entries(limitResultHeaders(report.result, policyOf(report), report.creditsResetMs)))
     headers[name.toLowerCase()] = value
   return headers
 }

@@ -2,7 +2,15 @@ import { lineageOf } from '../records.js'
 import type { KeyStore } from '../store.js'
 import type { ApiKeyRecord, VerifiedKey } from '../types.js'
 import type { UsageBuffer } from '../usage/buffer.js'
-import { type CreditsRefill, creditsRetryAfterMs, effectiveCredits, type StoredCredits, storedCreditEpoch } from './credits.js'
+import {
+  type CreditsRefill,
+  creditsRetryAfterMs,
+  effectiveCredits,
+  nextPeriodStart,
+  periodStart,
+  type StoredCredits,
+  storedCreditEpoch,
+} from './credits.js'
 import { compileAllowlist } from './ip.js'
 import type { Limiter } from './limiter.js'
 import { type CreditCharge, type LimitResult, type LimitSubject, limitSubjects, NO_SUBJECTS, type RateLimit } from './rate-limit.js'
@@ -125,6 +133,8 @@ export class ControlEnforcer {
   readonly #stored = new Map<string, { epoch: string; remaining: number }>()
   /** With Redis: what this process spent per lineage and credit epoch since its last flush. */
   #spent = new Map<string, { lineageId: string; epoch: string; amount: number }>()
+  /** Per compiled controls: the credit charge of the current refill period (see `#charge`). */
+  readonly #charges = new WeakMap<KeyControls, { charge: CreditCharge; fromMs: number; untilMs: number }>()
 
   constructor(options: ControlEnforcerOptions) {
     this.#options = options
@@ -231,9 +241,20 @@ export class ControlEnforcer {
 
   #charge(controls: KeyControls, nowMs: number): CreditCharge | undefined {
     if (controls.credits === null) return undefined
+    // The epoch changes only with the refill period (the setting is frozen per cache fill): one
+    // charge per period, not a date calculation and a string per request.
+    const memo = this.#charges.get(controls)
+    if (memo !== undefined && nowMs >= memo.fromMs && nowMs < memo.untilMs) return memo.charge
     const epoch = storedCreditEpoch(controls.credits, nowMs) as string
+    const { refill } = controls
     // Redis: no seed, so a missing counter is seeded from the database read fresh (see the header).
-    return { keyId: controls.lineageId, epoch, seed: this.#redis ? -1 : 0 }
+    const charge = { keyId: controls.lineageId, epoch, seed: this.#redis ? -1 : 0 }
+    this.#charges.set(controls, {
+      charge,
+      fromMs: refill === null ? Number.NEGATIVE_INFINITY : periodStart(refill.interval, nowMs),
+      untilMs: refill === null ? Number.POSITIVE_INFINITY : nextPeriodStart(refill.interval, nowMs),
+    })
+    return charge
   }
 
   #conclude(
@@ -328,7 +349,14 @@ export class ControlEnforcer {
   }
 
   #report(result: LimitResult, controls: KeyControls, nowMs: number): LimitReport {
-    const creditsResetMs = controls.refill === null ? null : creditsRetryAfterMs({ remaining: 0, refill: controls.refill }, nowMs)
+    let creditsResetMs: number | null = null
+    if (controls.refill !== null) {
+      const memo = this.#charges.get(controls)
+      creditsResetMs =
+        memo !== undefined && nowMs >= memo.fromMs && nowMs < memo.untilMs
+          ? memo.untilMs - nowMs
+          : creditsRetryAfterMs({ remaining: 0, refill: controls.refill }, nowMs)
+    }
     return { result, subjects: controls.subjects, refill: controls.refill, creditsResetMs, nowMs }
   }
 

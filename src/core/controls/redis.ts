@@ -2,7 +2,8 @@ import type { Redis, RedisOptions } from 'ioredis'
 import { bucketMsFor, CREDITS_UNSEEDED, type CreditCharge, type LimitResult, type LimitState, type LimitSubject } from './rate-limit.js'
 
 /**
- * Rate limits and credits exact across instances: one Lua script per request, one round trip.
+ * Rate limits and credits exact across instances: one Lua script call per request, or per batch of
+ * concurrent requests (see `consume`), one round trip.
  *
  * The script does what `LocalRateLimiter.consume` does, atomically inside Redis: read every
  * limit's buckets (one hash per subject and limit, fields = absolute bucket numbers, plus `t`, the
@@ -70,121 +71,143 @@ export interface RedisLimiterOptions {
   creditsTtlMs?: number
 }
 
-// ARGV: now, cost, limit count, credits mode ('0' none, '1' spend), credit seed, credit TTL,
-// then per limit: limit, window ms, bucket ms. KEYS: one hash per limit, then the credit counter.
+// One call admits or refuses a batch of requests, in order, each exactly as if it were alone
+// (the whole batch is one atomic step, which only strengthens that). ARGV[1] is the number of
+// requests; then per request: limit count, credits mode ('0' none, '1' spend), now, cost, credit
+// seed, credit TTL, then per limit: limit, window ms, bucket ms. KEYS per request: one hash per
+// limit, then (credits mode '1') the credit counter.
 // A negative credit seed asks the script not to seed: a missing counter answers status 3 at once.
-// Returns: status (0 admitted, 1 rate limited, 2 credits exhausted, 3 credit counter missing), the refused limit's number,
-// credits left (-1 without credits), then per limit: remaining, reset ms, retry ms.
+// Returns per request: its length, status (0 admitted, 1 rate limited, 2 credits exhausted,
+// 3 credit counter missing), the refused limit's number, credits left (-1 without credits), then
+// per limit: remaining, reset ms, retry ms.
 const CONSUME_SCRIPT = `
-local now = tonumber(ARGV[1])
-local cost = tonumber(ARGV[2])
-local limits = tonumber(ARGV[3])
-local clocks, firsts, currents, counts, used = {}, {}, {}, {}, {}
-local refused = 0
-for i = 1, limits do
-  local key = KEYS[i]
-  local base = 6 + (i - 1) * 3
-  local limit = tonumber(ARGV[base + 1])
-  local window = tonumber(ARGV[base + 2])
-  local bucket = tonumber(ARGV[base + 3])
-  local fields = redis.call('HGETALL', key)
-  local clock = now
-  for j = 1, #fields, 2 do
-    if fields[j] == 't' then
-      local latest = tonumber(fields[j + 1])
-      if latest > clock then clock = latest end
-    end
-  end
-  local first = math.floor((clock - window) / bucket)
-  local held = {}
-  local sum = 0
-  for j = 1, #fields, 2 do
-    local field = fields[j]
-    if field ~= 't' then
-      local index = tonumber(field)
-      if index < first then
-        redis.call('HDEL', key, field)
-      else
-        local count = tonumber(fields[j + 1])
-        held[index] = count
-        sum = sum + count
+local function consume(k, a)
+  local limits = tonumber(ARGV[a])
+  local creditMode = ARGV[a + 1]
+  local now = tonumber(ARGV[a + 2])
+  local cost = tonumber(ARGV[a + 3])
+  local seed = tonumber(ARGV[a + 4])
+  local ttl = ARGV[a + 5]
+  local clocks, firsts, currents, counts, used = {}, {}, {}, {}, {}
+  local refused = 0
+  for i = 1, limits do
+    local key = KEYS[k + i - 1]
+    local base = a + 6 + (i - 1) * 3
+    local limit = tonumber(ARGV[base])
+    local window = tonumber(ARGV[base + 1])
+    local bucket = tonumber(ARGV[base + 2])
+    local fields = redis.call('HGETALL', key)
+    local clock = now
+    for j = 1, #fields, 2 do
+      if fields[j] == 't' then
+        local latest = tonumber(fields[j + 1])
+        if latest > clock then clock = latest end
       end
     end
+    local first = math.floor((clock - window) / bucket)
+    local held = {}
+    local sum = 0
+    for j = 1, #fields, 2 do
+      local field = fields[j]
+      if field ~= 't' then
+        local index = tonumber(field)
+        if index < first then
+          redis.call('HDEL', key, field)
+        else
+          local count = tonumber(fields[j + 1])
+          held[index] = count
+          sum = sum + count
+        end
+      end
+    end
+    clocks[i] = clock
+    firsts[i] = first
+    currents[i] = math.floor(clock / bucket)
+    counts[i] = held
+    used[i] = sum
+    if refused == 0 and sum + cost > limit then refused = i end
   end
-  clocks[i] = clock
-  firsts[i] = first
-  currents[i] = math.floor(clock / bucket)
-  counts[i] = held
-  used[i] = sum
-  if refused == 0 and sum + cost > limit then refused = i end
-end
-local credits = -1
-local creditKey = KEYS[limits + 1]
-if ARGV[4] == '1' then
-  if tonumber(ARGV[5]) < 0 then
-    -- No seed given: a missing counter is reported (status 3), so the caller can read what the
-    -- database says is left, fresh, and ask again with it as the seed.
-    local held = redis.call('GET', creditKey)
-    if not held then return {3, 0, -1} end
-    credits = tonumber(held)
-  else
-    redis.call('SET', creditKey, ARGV[5], 'NX', 'PX', ARGV[6])
-    credits = tonumber(redis.call('GET', creditKey))
-  end
-end
-local status = 0
-if credits >= 0 and credits < cost then
-  status = 2
-elseif refused > 0 then
-  status = 1
-end
-if status == 0 then
-  for i = 1, limits do
-    local base = 6 + (i - 1) * 3
-    local field = string.format('%.0f', currents[i])
-    redis.call('HINCRBY', KEYS[i], field, cost)
-    redis.call('HSET', KEYS[i], 't', string.format('%.0f', clocks[i]))
-    redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[base + 2]) + tonumber(ARGV[base + 3]))
-    counts[i][currents[i]] = (counts[i][currents[i]] or 0) + cost
-    used[i] = used[i] + cost
-  end
-  if credits >= 0 then
-    credits = redis.call('DECRBY', creditKey, cost)
-    redis.call('PEXPIRE', creditKey, ARGV[6])
-  end
-end
-local out = {status, refused, credits}
-for i = 1, limits do
-  local base = 6 + (i - 1) * 3
-  local limit = tonumber(ARGV[base + 1])
-  local window = tonumber(ARGV[base + 2])
-  local bucket = tonumber(ARGV[base + 3])
-  local clock = clocks[i]
-  local held = counts[i]
-  local reset = window
-  for index = firsts[i], currents[i] do
-    if (held[index] or 0) > 0 then
-      reset = (index + 1) * bucket + window - clock
-      break
+  local credits = -1
+  local creditKey = KEYS[k + limits]
+  if creditMode == '1' then
+    if seed < 0 then
+      -- No seed given: a missing counter is reported (status 3), so the caller can read what the
+      -- database says is left, fresh, and ask again with it as the seed.
+      local held = redis.call('GET', creditKey)
+      if not held then return {3, 0, -1} end
+      credits = tonumber(held)
+    else
+      redis.call('SET', creditKey, ARGV[a + 4], 'NX', 'PX', ttl)
+      credits = tonumber(redis.call('GET', creditKey))
     end
   end
-  local retry = -1
-  if i == refused then
-    retry = window
-    local left = used[i]
+  local status = 0
+  if credits >= 0 and credits < cost then
+    status = 2
+  elseif refused > 0 then
+    status = 1
+  end
+  if status == 0 then
+    for i = 1, limits do
+      local base = a + 6 + (i - 1) * 3
+      local key = KEYS[k + i - 1]
+      local field = string.format('%.0f', currents[i])
+      redis.call('HINCRBY', key, field, cost)
+      redis.call('HSET', key, 't', string.format('%.0f', clocks[i]))
+      redis.call('PEXPIRE', key, tonumber(ARGV[base + 1]) + tonumber(ARGV[base + 2]))
+      counts[i][currents[i]] = (counts[i][currents[i]] or 0) + cost
+      used[i] = used[i] + cost
+    end
+    if credits >= 0 then
+      credits = redis.call('DECRBY', creditKey, cost)
+      redis.call('PEXPIRE', creditKey, ttl)
+    end
+  end
+  local out = {status, refused, credits}
+  for i = 1, limits do
+    local base = a + 6 + (i - 1) * 3
+    local limit = tonumber(ARGV[base])
+    local window = tonumber(ARGV[base + 1])
+    local bucket = tonumber(ARGV[base + 2])
+    local clock = clocks[i]
+    local held = counts[i]
+    local reset = window
     for index = firsts[i], currents[i] do
-      left = left - (held[index] or 0)
-      if left + cost <= limit then
-        retry = (index + 1) * bucket + window - clock
+      if (held[index] or 0) > 0 then
+        reset = (index + 1) * bucket + window - clock
         break
       end
     end
+    local retry = -1
+    if i == refused then
+      retry = window
+      local left = used[i]
+      for index = firsts[i], currents[i] do
+        left = left - (held[index] or 0)
+        if left + cost <= limit then
+          retry = (index + 1) * bucket + window - clock
+          break
+        end
+      end
+    end
+    out[#out + 1] = math.max(0, limit - used[i])
+    out[#out + 1] = reset
+    out[#out + 1] = retry
   end
-  out[#out + 1] = math.max(0, limit - used[i])
-  out[#out + 1] = reset
-  out[#out + 1] = retry
+  return out
 end
-return out
+
+local all = {}
+local k, a = 1, 2
+for r = 1, tonumber(ARGV[1]) do
+  local limits = tonumber(ARGV[a])
+  local out = consume(k, a)
+  all[#all + 1] = #out
+  for i = 1, #out do all[#all + 1] = out[i] end
+  k = k + limits + (ARGV[a + 1] == '1' and 1 or 0)
+  a = a + 6 + limits * 3
+end
+return all
 `
 
 // KEYS: the credit counter. ARGV: seed, TTL, amount. Spends min(left, amount); returns {charged, left}.
@@ -200,6 +223,16 @@ return {charged, left}
 type ScriptedRedis = Redis & {
   keywardConsume(...args: (string | number)[]): Promise<number[]>
   keywardCharge(key: string, seed: number, ttlMs: number, amount: number): Promise<[number, number]>
+}
+
+/** Requests sent in one script call at most (a bound on its argument list). */
+const MAX_BATCH = 500
+
+/** Requests that go to Redis in one script call: their keys and arguments, in order. */
+interface Batch {
+  keys: string[]
+  argv: (string | number)[]
+  waiting: { subjects: readonly LimitSubject[]; hasCredits: boolean; resolve(result: LimitResult): void; reject(error: unknown): void }[]
 }
 
 /** What a subject contributes to the script, built once per subject object (once per cache fill). */
@@ -224,6 +257,12 @@ export class RedisLimiter {
   /** The one bounded wait for the first connection; `null` once it is over, whatever its outcome. */
   #startup: Promise<void> | null | undefined
   readonly #subjectArgs = new WeakMap<LimitSubject, SubjectArgs>()
+  /** Requests waiting for Redis, in batches of at most `MAX_BATCH` (see `consume`). */
+  readonly #queue: Batch[] = []
+  /** Whether a batch is out (at most one is). */
+  #sending = false
+  /** Whether a send is due at the end of this event-loop turn. */
+  #scheduled = false
 
   constructor(options: RedisLimiterOptions) {
     this.#prefix = options.keyPrefix ?? 'keyward:'
@@ -236,7 +275,8 @@ export class RedisLimiter {
       maxRetriesPerRequest: 0,
       commandTimeout: positive(options.commandTimeoutMs ?? 500, 'commandTimeoutMs'),
       connectTimeout: this.#connectTimeoutMs,
-      enableAutoPipelining: true,
+      // keyward batches its own calls (see `consume`); ioredis's pipelining would defer each by another turn.
+      enableAutoPipelining: false,
     }
     this.#clientPromise = openClient(options.redis, clientOptions).then((client) => {
       this.#client = client
@@ -259,35 +299,73 @@ export class RedisLimiter {
   /**
    * Same contract as `LocalRateLimiter.consume`, across every instance sharing the Redis.
    * Rejects only with `LimiterUnavailableError`.
+   *
+   * Batched: requests go out as one script call per batch, and a batch leaves only when the
+   * previous one has answered. An idle limiter sends at once (at the end of the event-loop turn);
+   * under load, the requests that arrive while a batch is out wait for its answer and go together,
+   * so a busy instance makes one Redis write and one read per batch rather than per request. A
+   * socket write costs more than the script's work, and on a busy server as much as the HTTP
+   * response itself.
    */
-  async consume(subjects: readonly LimitSubject[], cost: number, nowMs: number, credits?: CreditCharge): Promise<LimitResult> {
-    const client = await this.#readyClient()
-    const args: (string | number)[] = [0]
-    const argv: (string | number)[] = [
-      Math.floor(nowMs),
-      cost,
-      0,
-      credits === undefined ? '0' : '1',
-      credits?.seed ?? 0,
-      this.#creditsTtlMs,
-    ]
-    let limitCount = 0
-    for (const subject of subjects) {
-      const prepared = this.#argsOf(subject)
-      for (const key of prepared.keys) args.push(key)
-      for (const value of prepared.argv) argv.push(value)
-      limitCount += prepared.keys.length
-    }
-    if (credits !== undefined) args.push(this.creditKey(credits.keyId, credits.epoch))
-    args[0] = args.length - 1
-    argv[2] = limitCount
-    let reply: number[]
+  consume(subjects: readonly LimitSubject[], cost: number, nowMs: number, credits?: CreditCharge): Promise<LimitResult> {
+    return new Promise((resolve, reject) => {
+      let batch = this.#queue.at(-1)
+      if (batch === undefined || batch.waiting.length >= MAX_BATCH) {
+        batch = { keys: [], argv: [], waiting: [] }
+        this.#queue.push(batch)
+      }
+      const { keys, argv } = batch
+      const head = argv.length
+      argv.push(0, credits === undefined ? '0' : '1', Math.floor(nowMs), cost, credits?.seed ?? 0, this.#creditsTtlMs)
+      let limitCount = 0
+      for (const subject of subjects) {
+        const prepared = this.#argsOf(subject)
+        for (const key of prepared.keys) keys.push(key)
+        for (const value of prepared.argv) argv.push(value)
+        limitCount += prepared.keys.length
+      }
+      argv[head] = limitCount
+      if (credits !== undefined) keys.push(this.creditKey(credits.keyId, credits.epoch))
+      batch.waiting.push({ subjects, hasCredits: credits !== undefined, resolve, reject })
+      this.#schedule()
+    })
+  }
+
+  /** Sends the next batch at the end of this event-loop turn, unless one is out (its answer sends it). */
+  #schedule(): void {
+    if (this.#sending || this.#scheduled || this.#queue.length === 0) return
+    this.#scheduled = true
+    setImmediate(() => {
+      this.#scheduled = false
+      void this.#send()
+    })
+  }
+
+  async #send(): Promise<void> {
+    const batch = this.#queue.shift()
+    if (batch === undefined || this.#sending) return
+    this.#sending = true
     try {
-      reply = await client.keywardConsume(...args, ...argv)
+      // A missing ioredis package rejects here as it is: a deployment error, not an outage.
+      const client = await this.#readyClient()
+      let reply: number[]
+      try {
+        reply = await client.keywardConsume(batch.keys.length, ...batch.keys, batch.waiting.length, ...batch.argv)
+      } catch (error) {
+        throw unavailable(error)
+      }
+      let offset = 0
+      for (const item of batch.waiting) {
+        item.resolve(toResult(reply, offset + 1, item.subjects, item.hasCredits))
+        offset += 1 + (reply[offset] as number)
+      }
     } catch (error) {
-      throw unavailable(error)
+      for (const item of batch.waiting) item.reject(error)
+    } finally {
+      // The command timeout bounds how long a batch is out, so the queue never stalls.
+      this.#sending = false
+      this.#schedule()
     }
-    return toResult(reply, subjects, credits !== undefined)
   }
 
   /**
@@ -370,23 +448,26 @@ export class RedisLimiter {
   }
 }
 
-function toResult(reply: number[], subjects: readonly LimitSubject[], hasCredits: boolean): LimitResult {
-  const [status, refused, creditsLeft] = reply as [number, number, number]
+/** One request's answer in the script's reply, from `offset` (its status) on. */
+function toResult(reply: number[], offset: number, subjects: readonly LimitSubject[], hasCredits: boolean): LimitResult {
+  const status = reply[offset] as number
+  const refused = reply[offset + 1] as number
+  const creditsLeft = reply[offset + 2] as number
   if (status === 3) return CREDITS_UNSEEDED
   const states: LimitState[] = []
   let retryAfterMs = 0
-  let offset = 3
+  let at = offset + 3
   for (const subject of subjects) {
     for (const limit of subject.limits) {
       states.push({
         name: limit.name,
         limit: limit.limit,
-        remaining: reply[offset] as number,
-        resetMs: reply[offset + 1] as number,
+        remaining: reply[at] as number,
+        resetMs: reply[at + 1] as number,
         windowMs: limit.windowMs,
       })
-      if (states.length === refused) retryAfterMs = reply[offset + 2] as number
-      offset += 3
+      if (states.length === refused) retryAfterMs = reply[at + 2] as number
+      at += 3
     }
   }
   const credits = hasCredits ? { remaining: creditsLeft } : undefined
