@@ -208,6 +208,31 @@ describe('verification', () => {
     await kw.close()
   })
 
+  it('reads concurrent misses of different keys in one store query, and answers each with its own key', async () => {
+    const { kw, store, key } = await setup()
+    const keys = [key]
+    for (let i = 0; i < 9; i++) {
+      const created = await kw.createKey(tenant, { name: `k${i}`, scopes: [`s${i}`] })
+      if (!created.ok) throw new Error(created.error.detail)
+      keys.push(created.value.key)
+    }
+    const revoked = await kw.createKey(tenant, { name: 'revoked' })
+    if (!revoked.ok) throw new Error(revoked.error.detail)
+    await kw.revokeKey(tenant, revoked.value.apiKey.id)
+    const unknown = generateKey('sk', 'live').key
+    // Nothing was verified yet: every key below is a cache miss.
+    const decisions = await Promise.all([...keys, revoked.value.key, unknown].map((presented) => kw.verify(presented)))
+    expect(decisions.slice(0, 10).map((decision) => (decision.ok ? decision.key.name : decision.code))).toEqual([
+      'k',
+      ...Array.from({ length: 9 }, (_, i) => `k${i}`),
+    ])
+    expect(decisions.slice(10).map((decision) => (decision.ok ? 'ok' : decision.code))).toEqual(['api_key_revoked', 'invalid_api_key'])
+    // Twelve misses, one query: no single-key reads.
+    expect(store.calls.findKeysByHash).toBe(1)
+    expect(store.calls.findKeyByHash ?? 0).toBe(0)
+    await kw.close()
+  })
+
   it('does not let a verification that starts after a revoke share a read that began before it', async () => {
     const { kw, store, key, id } = await setup()
     // Force the interleaving: the first read completes with the key still active, then waits; the

@@ -20,6 +20,11 @@ export interface KeyStore {
   readonly dialect: string
   insertKey(record: ApiKeyRecord, audit?: AuditWrite): Promise<void>
   findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null>
+  /**
+   * The keys among `keyHashes` the store holds, in any order (one query: verification batches
+   * concurrent cache misses of different keys this way).
+   */
+  findKeysByHash(keyHashes: readonly string[]): Promise<ApiKeyRecord[]>
   findKey(tenantId: string, id: string): Promise<ApiKeyRecord | null>
   /** Newest first (created_at desc, id desc). */
   listKeys(query: ListKeysQuery): Promise<ApiKeyRecord[]>

@@ -125,6 +125,15 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect(await store.findKey('tenant_b', record.id)).toBeNull()
     })
 
+    it('finds many keys by hash in one call: those it holds, each with every field, none for unknown hashes', async () => {
+      const records = [makeRecord({ scopes: ['a'] }), makeRecord({ metadata: { n: 2 } }), makeRecord()]
+      for (const record of records) await store.insertKey(record)
+      const asked = [records[2]?.keyHash, '0'.repeat(64), records[0]?.keyHash, records[1]?.keyHash] as string[]
+      const found = await store.findKeysByHash(asked)
+      expect(found.sort((a, b) => a.id.localeCompare(b.id))).toEqual([...records].sort((a, b) => a.id.localeCompare(b.id)))
+      expect(await store.findKeysByHash(['1'.repeat(64), '2'.repeat(64)])).toEqual([])
+    })
+
     it('rejects a second key with the same hash', async () => {
       const record = makeRecord()
       await store.insertKey(record)

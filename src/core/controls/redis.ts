@@ -1,4 +1,5 @@
 import type { Redis, RedisOptions } from 'ioredis'
+import { Batcher } from '../batcher.js'
 import { bucketMsFor, CREDITS_UNSEEDED, type CreditCharge, type LimitResult, type LimitState, type LimitSubject } from './rate-limit.js'
 
 /**
@@ -228,11 +229,12 @@ type ScriptedRedis = Redis & {
 /** Requests sent in one script call at most (a bound on its argument list). */
 const MAX_BATCH = 500
 
-/** Requests that go to Redis in one script call: their keys and arguments, in order. */
-interface Batch {
-  keys: string[]
-  argv: (string | number)[]
-  waiting: { subjects: readonly LimitSubject[]; hasCredits: boolean; resolve(result: LimitResult): void; reject(error: unknown): void }[]
+/** One request of a batch. */
+interface ConsumeRequest {
+  subjects: readonly LimitSubject[]
+  cost: number
+  nowMs: number
+  credits: CreditCharge | undefined
 }
 
 /** What a subject contributes to the script, built once per subject object (once per cache fill). */
@@ -257,12 +259,8 @@ export class RedisLimiter {
   /** The one bounded wait for the first connection; `null` once it is over, whatever its outcome. */
   #startup: Promise<void> | null | undefined
   readonly #subjectArgs = new WeakMap<LimitSubject, SubjectArgs>()
-  /** Requests waiting for Redis, in batches of at most `MAX_BATCH` (see `consume`). */
-  readonly #queue: Batch[] = []
-  /** Whether a batch is out (at most one is). */
-  #sending = false
-  /** Whether a send is due at the end of this event-loop turn. */
-  #scheduled = false
+  /** Requests waiting for Redis, sent as one script call per batch (see `consume`). */
+  readonly #batcher = new Batcher<ConsumeRequest, LimitResult>((requests) => this.#consumeBatch(requests), MAX_BATCH)
 
   constructor(options: RedisLimiterOptions) {
     this.#prefix = options.keyPrefix ?? 'keyward:'
@@ -300,21 +298,20 @@ export class RedisLimiter {
    * Same contract as `LocalRateLimiter.consume`, across every instance sharing the Redis.
    * Rejects only with `LimiterUnavailableError`.
    *
-   * Batched: requests go out as one script call per batch, and a batch leaves only when the
-   * previous one has answered. An idle limiter sends at once (at the end of the event-loop turn);
-   * under load, the requests that arrive while a batch is out wait for its answer and go together,
-   * so a busy instance makes one Redis write and one read per batch rather than per request. A
-   * socket write costs more than the script's work, and on a busy server as much as the HTTP
-   * response itself.
+   * Batched (`Batcher`): the requests that arrive while a batch is out go together in one script
+   * call, so a busy instance makes one Redis round trip per batch rather than per request.
    */
   consume(subjects: readonly LimitSubject[], cost: number, nowMs: number, credits?: CreditCharge): Promise<LimitResult> {
-    return new Promise((resolve, reject) => {
-      let batch = this.#queue.at(-1)
-      if (batch === undefined || batch.waiting.length >= MAX_BATCH) {
-        batch = { keys: [], argv: [], waiting: [] }
-        this.#queue.push(batch)
-      }
-      const { keys, argv } = batch
+    return this.#batcher.add({ subjects, cost, nowMs, credits })
+  }
+
+  /** One script call for a batch of requests (see `consume` and the script's header). */
+  async #consumeBatch(requests: ConsumeRequest[]): Promise<LimitResult[]> {
+    // A missing ioredis package rejects here as it is: a deployment error, not an outage.
+    const client = await this.#readyClient()
+    const keys: string[] = []
+    const argv: (string | number)[] = [requests.length]
+    for (const { subjects, cost, nowMs, credits } of requests) {
       const head = argv.length
       argv.push(0, credits === undefined ? '0' : '1', Math.floor(nowMs), cost, credits?.seed ?? 0, this.#creditsTtlMs)
       let limitCount = 0
@@ -326,46 +323,19 @@ export class RedisLimiter {
       }
       argv[head] = limitCount
       if (credits !== undefined) keys.push(this.creditKey(credits.keyId, credits.epoch))
-      batch.waiting.push({ subjects, hasCredits: credits !== undefined, resolve, reject })
-      this.#schedule()
-    })
-  }
-
-  /** Sends the next batch at the end of this event-loop turn, unless one is out (its answer sends it). */
-  #schedule(): void {
-    if (this.#sending || this.#scheduled || this.#queue.length === 0) return
-    this.#scheduled = true
-    setImmediate(() => {
-      this.#scheduled = false
-      void this.#send()
-    })
-  }
-
-  async #send(): Promise<void> {
-    const batch = this.#queue.shift()
-    if (batch === undefined || this.#sending) return
-    this.#sending = true
-    try {
-      // A missing ioredis package rejects here as it is: a deployment error, not an outage.
-      const client = await this.#readyClient()
-      let reply: number[]
-      try {
-        reply = await client.keywardConsume(batch.keys.length, ...batch.keys, batch.waiting.length, ...batch.argv)
-      } catch (error) {
-        throw unavailable(error)
-      }
-      let offset = 0
-      for (const item of batch.waiting) {
-        item.resolve(toResult(reply, offset + 1, item.subjects, item.hasCredits))
-        offset += 1 + (reply[offset] as number)
-      }
-    } catch (error) {
-      for (const item of batch.waiting) item.reject(error)
-    } finally {
-      // The command timeout bounds how long a batch is out, so the queue never stalls.
-      this.#sending = false
-      this.#schedule()
     }
+    let reply: number[]
+    try {
+      reply = await client.keywardConsume(keys.length, ...keys, ...argv)
+    } catch (error) {
+      throw unavailable(error)
+    }
+    let offset = 0
+    return requests.map(({ subjects, credits }) => {
+      const result = toResult(reply, offset + 1, subjects, credits !== undefined)
+      offset += 1 + (reply[offset] as number)
+      return result
+    })
   }
 
   /**

@@ -1,3 +1,4 @@
+import { Batcher } from '../batcher.js'
 import { effectiveCredits } from '../controls/credits.js'
 import { compileControls, type KeyControls, type LimitReport, type RequestFacts } from '../controls/enforcer.js'
 import { tenantRateLimitsOf } from '../controls/schemas.js'
@@ -12,6 +13,8 @@ import type { ChangeSync } from './sync.js'
 
 const INVALID: Decision = Object.freeze({ ok: false, code: 'invalid_api_key' }) as Decision
 const UNAVAILABLE: Decision = Object.freeze({ ok: false, code: 'store_unavailable' }) as Decision
+/** Keys looked up in one store query at most. */
+const MAX_LOOKUP_BATCH = 100
 /** How many successors a rotated-out key's controls are looked up through (see `#compileControls`). */
 const MAX_HOPS = 8
 
@@ -83,6 +86,16 @@ export class Verifier {
   readonly #cache: VerificationCache | undefined
   readonly #sync: ChangeSync | undefined
   readonly #pending = new Map<string, PendingRead>()
+  /**
+   * Misses of different keys at the same time go to the store together: one query per batch
+   * (`findKeysByHash`), not one round trip per miss. A lone miss is one `findKeyByHash`.
+   */
+  readonly #lookups = new Batcher<string, ApiKeyRecord | null>(async (keyHashes) => {
+    const store = await this.#runtime.openStore()
+    if (keyHashes.length === 1) return [await store.findKeyByHash(keyHashes[0] as string)]
+    const found = new Map((await store.findKeysByHash(keyHashes)).map((record) => [record.keyHash, record]))
+    return keyHashes.map((keyHash) => found.get(keyHash) ?? null)
+  }, MAX_LOOKUP_BATCH)
 
   constructor(runtime: Runtime) {
     this.#runtime = runtime
@@ -139,7 +152,7 @@ export class Verifier {
 
   async #load(keyHash: string, fence: number | undefined): Promise<KeyVerdictInput | null> {
     const store = await this.#runtime.openStore()
-    const record = await store.findKeyByHash(keyHash)
+    const record = await this.#lookups.add(keyHash)
     const verdict = record === null ? null : verdictInput(record, await this.#compileControls(store, keyHash, record))
     if (verdict?.controls) {
       const { controls } = verdict

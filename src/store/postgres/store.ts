@@ -66,6 +66,7 @@ const keyIdBytewise = bytewise(apiKeys.id)
 export class PostgresStore implements KeyStore {
   readonly dialect = 'postgres'
   readonly #findByHash
+  readonly #findByHashes
   readonly #listeners = new Set<ChangeListener>()
   #migrationPending: boolean
   #migrating: Promise<void> | undefined
@@ -84,6 +85,12 @@ export class PostgresStore implements KeyStore {
       .from(apiKeys)
       .where(eq(apiKeys.keyHash, sql.placeholder('keyHash')))
       .prepare('keyward_find_key_by_hash')
+    // One array parameter, so every batch size shares one prepared statement.
+    this.#findByHashes = db
+      .select()
+      .from(apiKeys)
+      .where(sql`${apiKeys.keyHash} = any(${sql.placeholder('keyHashes')}::text[])`)
+      .prepare('keyward_find_keys_by_hash')
   }
 
   insertKey(record: ApiKeyRecord, audit?: AuditWrite): Promise<void> {
@@ -102,6 +109,10 @@ export class PostgresStore implements KeyStore {
 
   findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null> {
     return this.#guard(async () => ((await this.#findByHash.execute({ keyHash }))[0] as ApiKeyRecord | undefined) ?? null)
+  }
+
+  findKeysByHash(keyHashes: readonly string[]): Promise<ApiKeyRecord[]> {
+    return this.#guard(async () => (await this.#findByHashes.execute({ keyHashes: [...keyHashes] })) as ApiKeyRecord[])
   }
 
   findKey(tenantId: string, id: string): Promise<ApiKeyRecord | null> {

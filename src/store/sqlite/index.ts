@@ -158,6 +158,16 @@ export class SqliteStore implements KeyStore {
     return guard(() => (this.#findByHash.get({ keyHash }) as ApiKeyRecord | undefined) ?? null)
   }
 
+  findKeysByHash(keyHashes: readonly string[]): Promise<ApiKeyRecord[]> {
+    // Point lookups on the unique index, in one synchronous call: no round trips to save here.
+    return guard(() =>
+      keyHashes.flatMap((keyHash) => {
+        const row = this.#findByHash.get({ keyHash }) as ApiKeyRecord | undefined
+        return row === undefined ? [] : [row]
+      }),
+    )
+  }
+
   findKey(tenantId: string, id: string): Promise<ApiKeyRecord | null> {
     return guard(
       () =>
