@@ -144,8 +144,20 @@ class WindowCounter {
   readonly #counts: number[]
   /** Absolute number of the newest bucket the ring holds. */
   #newest = -1
+  /**
+   * Where bucket `#newest` sits in `#counts`. Bucket numbers (epoch ms / bucket ms) are beyond
+   * 2^31, where `%` is a slow floating-point remainder; slots are found from this one instead.
+   */
+  #newestSlot = 0
+  /** The sum of every slot of the ring, kept as buckets are spent and dropped. */
+  #total = 0
   /** The latest clock reading seen; earlier readings count as this one. */
   #latestMs = Number.NEGATIVE_INFINITY
+
+  /** The clock the last `advance` used. */
+  get latestMs(): number {
+    return this.#latestMs
+  }
 
   constructor(limit: RateLimit) {
     this.name = limit.name
@@ -161,51 +173,76 @@ class WindowCounter {
     this.#latestMs = clock
     const current = Math.floor(clock / this.bucketMs)
     if (current > this.#newest) {
-      const slots = this.#counts.length
-      if (current - this.#newest >= slots) this.#counts.fill(0)
-      else for (let index = this.#newest + 1; index <= current; index++) this.#counts[index % slots] = 0
+      const counts = this.#counts
+      const steps = current - this.#newest
+      if (steps >= counts.length) {
+        counts.fill(0)
+        this.#total = 0
+      } else {
+        let slot = this.#newestSlot
+        for (let step = 0; step < steps; step++) {
+          slot = slot + 1 === counts.length ? 0 : slot + 1
+          this.#total -= counts[slot] as number
+          counts[slot] = 0
+        }
+        this.#newestSlot = slot
+      }
       this.#newest = current
     }
     return clock
   }
 
+  /** The slot of bucket `index`, which the ring holds (newest − slots < index ≤ newest). */
+  #slotOf(index: number): number {
+    const slot = this.#newestSlot - (this.#newest - index)
+    return slot < 0 ? slot + this.#counts.length : slot
+  }
+
+  /** The first bucket of the ring. */
+  #ringStart(): number {
+    return this.#newest - this.#counts.length + 1
+  }
+
   /** The first bucket that overlaps (clock − windowMs, clock]. */
   #oldest(clock: number): number {
-    return Math.max(0, Math.floor((clock - this.windowMs) / this.bucketMs), this.#newest - this.#counts.length + 1)
+    return Math.max(0, Math.floor((clock - this.windowMs) / this.bucketMs), this.#ringStart())
   }
 
   used(clock: number): number {
-    const slots = this.#counts.length
-    let sum = 0
-    for (let index = this.#oldest(clock); index <= this.#newest; index++) sum += this.#counts[index % slots] as number
+    // The whole ring, less its buckets older than the window (none or one, as a rule).
+    let sum = this.#total
+    const oldest = this.#oldest(clock)
+    for (let index = this.#ringStart(); index < oldest; index++) sum -= this.#counts[this.#slotOf(index)] as number
     return sum
   }
 
   /** Ms until the oldest counted unit leaves the window; a full window when nothing is counted. */
   resetMs(clock: number): number {
-    const slots = this.#counts.length
     for (let index = this.#oldest(clock); index <= this.#newest; index++) {
-      if ((this.#counts[index % slots] as number) > 0) return (index + 1) * this.bucketMs + this.windowMs - clock
+      if ((this.#counts[this.#slotOf(index)] as number) > 0) return (index + 1) * this.bucketMs + this.windowMs - clock
     }
     return this.windowMs
   }
 
   /** Ms until `cost` fits, given `used` now; a full window if it never can (cost > limit). */
   retryAfterMs(clock: number, used: number, cost: number): number {
-    const slots = this.#counts.length
     let left = used
     for (let index = this.#oldest(clock); index <= this.#newest; index++) {
-      left -= this.#counts[index % slots] as number
+      left -= this.#counts[this.#slotOf(index)] as number
       if (left + cost <= this.limit) return (index + 1) * this.bucketMs + this.windowMs - clock
     }
     return this.windowMs
   }
 
   spend(cost: number): void {
-    const slot = this.#newest % this.#counts.length
+    const slot = this.#newestSlot
     this.#counts[slot] = (this.#counts[slot] as number) + cost
+    this.#total += cost
   }
 }
+
+/** `consume`'s counters of the current call (see there). */
+const scratch: WindowCounter[] = []
 
 interface SubjectCounters {
   /** The limits these counters were built for; compared by identity on the hot path. */
@@ -264,52 +301,53 @@ export class LocalRateLimiter {
    */
   consume(subjects: readonly LimitSubject[], cost: number, nowMs: number, credits?: CreditCharge): LimitResult {
     if (subjects.length === 0 && credits === undefined) return ADMITTED
-    const counters: WindowCounter[] = []
-    const clocks: number[] = []
+    // The counters of this call, in state order, in shared scratch (its first `count` entries):
+    // consume is synchronous, so no other call can interleave, and a request allocates no array.
+    const counters = scratch
+    let count = 0
     const states: LimitState[] = []
     let refused = -1
     let refusedUsed = 0
     for (const subject of subjects) {
       for (const counter of this.#countersOf(subject)) {
-        const clock = counter.advance(nowMs)
-        const used = counter.used(clock)
+        const used = counter.used(counter.advance(nowMs))
         if (refused < 0 && used + cost > counter.limit) {
           refused = states.length
           refusedUsed = used
         }
-        counters.push(counter)
-        clocks.push(clock)
-        states.push({
-          name: counter.name,
-          limit: counter.limit,
-          remaining: Math.max(0, counter.limit - used),
-          resetMs: counter.resetMs(clock),
-          windowMs: counter.windowMs,
-        })
+        counters[count++] = counter
+        states.push({ name: counter.name, limit: counter.limit, remaining: Math.max(0, counter.limit - used), resetMs: 0, windowMs: counter.windowMs })
       }
     }
-    if (credits !== undefined) {
+    const admitted = refused < 0 && (credits === undefined || this.ledger.available(credits.keyId, credits.epoch, credits.seed) >= cost)
+    if (admitted) {
+      for (let index = 0; index < count; index++) {
+        const state = states[index] as LimitState
+        ;(counters[index] as WindowCounter).spend(cost)
+        state.remaining = Math.max(0, state.remaining - cost)
+      }
+    }
+    // Reset times after the spend (an admitted request may be the oldest one counted).
+    for (let index = 0; index < count; index++) {
+      const counter = counters[index] as WindowCounter
+      ;(states[index] as LimitState).resetMs = counter.resetMs(counter.latestMs)
+    }
+    if (credits !== undefined && !admitted) {
       const available = this.ledger.available(credits.keyId, credits.epoch, credits.seed)
+      // Refused for credits before rate limits: retrying after a rate limit cannot help a key out of credits.
       if (available < cost) return { ok: false, code: 'credits_exhausted', states, credits: { remaining: available } }
     }
-    if (refused >= 0) {
+    if (!admitted) {
       const counter = counters[refused] as WindowCounter
       const refusal: LimitResult = {
         ok: false,
         code: 'rate_limited',
         limit: states[refused] as LimitState,
-        retryAfterMs: counter.retryAfterMs(clocks[refused] as number, refusedUsed, cost),
+        retryAfterMs: counter.retryAfterMs(counter.latestMs, refusedUsed, cost),
         states,
       }
       if (credits !== undefined) refusal.credits = { remaining: this.ledger.available(credits.keyId, credits.epoch) }
       return refusal
-    }
-    for (let index = 0; index < counters.length; index++) {
-      const counter = counters[index] as WindowCounter
-      const state = states[index] as LimitState
-      counter.spend(cost)
-      state.remaining = Math.max(0, state.remaining - cost)
-      state.resetMs = counter.resetMs(clocks[index] as number)
     }
     if (credits === undefined) return { ok: true, states }
     this.ledger.spend(credits.keyId, credits.epoch, cost)
