@@ -83,6 +83,13 @@ export function createSqliteStore(options: SqliteStoreOptions = {}): SqliteStore
     const url = options.url ?? './keyward.db'
     client = new Database(sqlitePathFromUrl(url))
     owned = true
+    // Reads through a memory map and a 16 MiB page cache instead of a read() per page missed by
+    // SQLite's 2 MiB default: a cache miss of the verification cache is a B-tree walk, and on a
+    // database larger than the page cache each uncached page was a system call (about half the
+    // cost of a miss on a 200,000-key store). Set only on a connection keyward opened itself;
+    // a host's own `database` keeps the host's settings.
+    client.pragma('mmap_size = 268435456')
+    client.pragma('cache_size = -16384')
   }
   client.pragma('journal_mode = WAL')
   client.pragma('busy_timeout = 5000')
