@@ -108,6 +108,11 @@ describe('rejections and the host’s onError', () => {
     const missing = await fetch(`${url}/v1/me`)
     const insufficient = await fetch(`${url}/v1/orders`, { method: 'POST', headers: { 'x-api-key': readerKey } })
     expect(seen.map(({ error }) => error instanceof HTTPException && error.status)).toEqual([401, 403])
+    // An Error like any other for a host that logs it: a message, and a stack without frames.
+    const [rejection] = seen.map(({ error }) => error)
+    expect(rejection).toBeInstanceOf(Error)
+    expect(rejection?.message).toMatch(/API key/i)
+    expect(rejection?.stack).toBe(`HTTPException: ${rejection?.message}`)
     // getResponse() is the answer itself: the host can return it, log it, or wrap it.
     const [first, second] = seen.map(({ carried }) => carried) as [Response, Response]
     expect(first.status).toBe(401)

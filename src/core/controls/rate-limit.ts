@@ -316,7 +316,13 @@ export class LocalRateLimiter {
           refusedUsed = used
         }
         counters[count++] = counter
-        states.push({ name: counter.name, limit: counter.limit, remaining: Math.max(0, counter.limit - used), resetMs: 0, windowMs: counter.windowMs })
+        states.push({
+          name: counter.name,
+          limit: counter.limit,
+          remaining: Math.max(0, counter.limit - used),
+          resetMs: 0,
+          windowMs: counter.windowMs,
+        })
       }
     }
     const admitted = refused < 0 && (credits === undefined || this.ledger.available(credits.keyId, credits.epoch, credits.seed) >= cost)
