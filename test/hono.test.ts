@@ -109,7 +109,7 @@ describe('rejections and the host’s onError', () => {
     const insufficient = await fetch(`${url}/v1/orders`, { method: 'POST', headers: { 'x-api-key': readerKey } })
     expect(seen.map(({ error }) => error instanceof HTTPException && error.status)).toEqual([401, 403])
     // An Error like any other for a host that logs it: a message, and a stack without frames.
-    const [rejection] = seen.map(({ error }) => error)
+    const [rejection] = seen.map(({ error }) => error as Error)
     expect(rejection).toBeInstanceOf(Error)
     expect(rejection?.message).toMatch(/API key/i)
     expect(rejection?.stack).toBe(`HTTPException: ${rejection?.message}`)
