@@ -233,6 +233,31 @@ describe('verification', () => {
     await kw.close()
   })
 
+  it('leases a busy key’s next block of credits ahead of need, so its requests keep verifying from memory', async () => {
+    const { kw, store } = await setup()
+    const created = await kw.createKey(tenant, { name: 'metered', credits: { remaining: 1_000_000, refill: null } })
+    if (!created.ok) throw new Error(created.error.detail)
+    const key = created.value.key
+    // Warm-up: blocks double while the key is busy (1, 2, 4, …).
+    for (let i = 0; i < 300; i++) expect((await kw.verify(key)).ok).toBe(true)
+    const leasesBefore = store.calls.leaseCredits ?? 0
+    let waited = 0
+    for (let i = 0; i < 3000; i++) {
+      const decision = kw.verifyFast(key)
+      if (decision instanceof Promise) {
+        waited++
+        expect((await decision).ok).toBe(true)
+      } else expect(decision.ok).toBe(true)
+      // Other requests' I/O would run here; the background lease lands.
+      if (i % 50 === 49) await new Promise(setImmediate)
+    }
+    // No request waited for the database: each block was leased before the last ran out.
+    expect(waited).toBe(0)
+    expect((store.calls.leaseCredits ?? 0) - leasesBefore).toBeGreaterThan(0)
+    expect((store.calls.leaseCredits ?? 0) - leasesBefore).toBeLessThan(20)
+    await kw.close()
+  })
+
   it('does not let a verification that starts after a revoke share a read that began before it', async () => {
     const { kw, store, key, id } = await setup()
     // Force the interleaving: the first read completes with the key still active, then waits; the

@@ -110,8 +110,14 @@ type Decision =
 type RefusalCode = 'ip_not_allowed' | 'rate_limited' | 'credits_exhausted' | 'limiter_unavailable' | 'store_unavailable' | 'internal_error'
 
 const IP_NOT_ALLOWED: Refusal = Object.freeze({ ok: false, code: 'ip_not_allowed' })
-/** A lease asks for at most this many credits at once, so one process never holds a large share. */
-const MAX_LEASE = 1000
+/**
+ * A lease asks for at most this many credits at once. Blocks are sized by what the key spent in
+ * the last flush interval (about a second's worth), so a busy key leases about once a second; the
+ * bound keeps one process from holding a large share of a key with a large balance.
+ */
+const MAX_LEASE = 100_000
+/** Keys whose blocks have grown to this size are busy: their next block is leased ahead of need. */
+const TOP_UP_FROM = 16
 
 export interface ControlEnforcerOptions {
   limiter: Limiter
@@ -127,6 +133,8 @@ export class ControlEnforcer {
   readonly #redis: boolean
   /** One lease at a time per lineage: concurrent requests that ran out share it. */
   readonly #leasing = new Map<string, Promise<void>>()
+  /** Lineages whose last lease got less than it asked: no lease ahead of need until the next flush. */
+  readonly #dry = new Set<string>()
   /** How much the next lease of a lineage asks for: what it spent in the last flush interval. */
   readonly #leaseSize = new Map<string, number>()
   /** Without Redis: what the database had left after this process's last lease, per lineage. */
@@ -229,6 +237,7 @@ export class ControlEnforcer {
       return
     }
     const ledger = this.limiter.local.ledger
+    this.#dry.clear()
     for (const { keyId, spent } of ledger.drainSpent()) this.#leaseSize.set(keyId, Math.min(MAX_LEASE, Math.max(1, spent)))
     const returns = []
     for (const keyId of ledger.keyIds()) {
@@ -273,7 +282,10 @@ export class ControlEnforcer {
     }
     if (result.ok) {
       this.#options.usage()?.record(key.id, nowMs)
-      if (this.#redis && charge !== undefined) this.#count(charge.keyId, charge.epoch, cost)
+      if (charge !== undefined) {
+        if (this.#redis) this.#count(charge.keyId, charge.epoch, cost)
+        else this.#topUp(controls, charge.epoch, nowMs)
+      }
       return { ok: true, key, limits: this.#report(result, controls, nowMs) }
     }
     if (retry && charge !== undefined && (result.code === 'credits_unseeded' || (result.code === 'credits_exhausted' && !this.#redis))) {
@@ -311,6 +323,21 @@ export class ControlEnforcer {
     return { ...charge, epoch }
   }
 
+  /**
+   * Without Redis: leases the next block of a busy key (blocks of `TOP_UP_FROM` or more) in the
+   * background once a quarter of the current one is left, so a busy key's requests keep spending from memory instead of waiting for the database
+   * each time a block runs out. Not again until the next flush once the database could not fill a
+   * block (it is running low: requests then lease as they need).
+   */
+  #topUp(controls: KeyControls, epoch: string, nowMs: number): void {
+    const lineage = controls.lineageId
+    if (this.#leasing.has(lineage) || this.#dry.has(lineage)) return
+    const size = this.#leaseSize.get(lineage) ?? 1
+    // Only for busy keys: a quiet one holds no credits ahead of need that another instance could use.
+    if (size < TOP_UP_FROM || this.limiter.local.ledger.peek(lineage, epoch) * 4 > size) return
+    this.#lease(controls, 1, nowMs).catch((error: unknown) => this.#options.onError(error, 'credits'))
+  }
+
   /** Leases at least `need` credits (more when the key is busy) into the ledger; returns their epoch. */
   async #lease(controls: KeyControls, need: number, nowMs: number): Promise<string> {
     const lineage = controls.lineageId
@@ -325,9 +352,11 @@ export class ControlEnforcer {
       const store = this.#options.store()
       if (store === undefined) return
       const size = this.#leaseSize.get(lineage) ?? 1
-      const lease = await store.leaseCredits(lineage, Math.max(need, size), new Date(nowMs))
+      const asked = Math.max(need, size)
+      const lease = await store.leaseCredits(lineage, asked, new Date(nowMs))
       // Busy keys lease more each time within a flush interval, so a burst costs few round trips.
       this.#leaseSize.set(lineage, Math.min(MAX_LEASE, size * 2))
+      if (lease === null || lease.granted < asked) this.#dry.add(lineage)
       if (lease === null) return
       epoch = epochName(lease.version, lease.refilledAt.getTime())
       // A PATCH (or a refill) the cache has not seen yet: reload the key rather than keep
