@@ -62,7 +62,7 @@ export interface Limiter {
 
 /**
  * The limiter keyward uses: Redis when configured (exact across instances, one round trip per
- * request), the in-process limiter otherwise and, if Redis fails, as the documented fallback.
+ * request or per batch of concurrent ones), the in-process limiter otherwise and, if Redis fails, as the documented fallback.
  *
  * @example
  * const limiter = createLimiter({ redis: process.env.KEYWARD_REDIS_URL, onLimiterUnavailable: 'fail-closed' })
