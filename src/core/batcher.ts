@@ -55,7 +55,7 @@ export class Batcher<Item, Answer> {
     this.#sending = true
     try {
       const answers = await this.#run(batch.items)
-      batch.waiting.forEach((waiting, index) => waiting.resolve(answers[index] as Answer))
+      for (let index = 0; index < batch.waiting.length; index++) batch.waiting[index]?.resolve(answers[index] as Answer)
     } catch (error) {
       for (const waiting of batch.waiting) waiting.reject(error)
     } finally {
