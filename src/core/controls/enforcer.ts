@@ -325,9 +325,10 @@ export class ControlEnforcer {
 
   /**
    * Without Redis: leases the next block of a busy key (blocks of `TOP_UP_FROM` or more) in the
-   * background once a quarter of the current one is left, so a busy key's requests keep spending from memory instead of waiting for the database
-   * each time a block runs out. Not again until the next flush once the database could not fill a
-   * block (it is running low: requests then lease as they need).
+   * background once a quarter of the current one is left, so its requests keep spending from
+   * memory instead of waiting for the database each time a block runs out. Not again until the
+   * next flush once the database could not fill a block (it is running low: requests then lease
+   * as they need).
    */
   #topUp(controls: KeyControls, epoch: string, nowMs: number): void {
     const lineage = controls.lineageId
