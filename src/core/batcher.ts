@@ -9,20 +9,30 @@
  * per batch instead of one per call, and the batches grow with the load.
  *
  * `run` answers a batch in order, one answer per item; if it rejects, every call of the batch
- * rejects with that error. It must settle in bounded time (a command or query timeout), since
- * the next batch waits for it.
+ * rejects with that error. A batch out for longer than `stallMs` (a hung connection) no longer
+ * holds the next one back: later calls go out without it, as they would have without batching,
+ * and its own calls wait for it as before.
  */
 export class Batcher<Item, Answer> {
   readonly #run: (items: Item[]) => Promise<Answer[]>
   readonly #maxBatch: number
   readonly #queue: { items: Item[]; waiting: { resolve(answer: Answer): void; reject(error: unknown): void }[] }[] = []
-  #sending = false
+  readonly #stallMs: number
+  /** Batches out now (more than one only after a stall). */
+  #out = 0
+  /** When the latest batch went out (monotonic ms). */
+  #sentAt = 0
   #scheduled = false
+  #stallTimer: NodeJS.Timeout | undefined
 
-  /** @param maxBatch at most this many items go in one `run` (a bound on one query or command). */
-  constructor(run: (items: Item[]) => Promise<Answer[]>, maxBatch: number) {
+  /**
+   * @param maxBatch at most this many items go in one `run` (a bound on one query or command)
+   * @param stallMs how long a batch out may hold the next one back
+   */
+  constructor(run: (items: Item[]) => Promise<Answer[]>, maxBatch: number, stallMs = 1000) {
     this.#run = run
     this.#maxBatch = maxBatch
+    this.#stallMs = stallMs
   }
 
   add(item: Item): Promise<Answer> {
@@ -38,9 +48,22 @@ export class Batcher<Item, Answer> {
     })
   }
 
-  /** Sends the next batch at the end of this event-loop turn, unless one is out (its answer sends it). */
+  /**
+   * Sends the next batch at the end of this event-loop turn, unless one is out: its answer sends
+   * the next, or, if it takes longer than `stallMs`, a timer does.
+   */
   #schedule(): void {
-    if (this.#sending || this.#scheduled || this.#queue.length === 0) return
+    if (this.#scheduled || this.#queue.length === 0) return
+    if (this.#out > 0) {
+      const wait = this.#stallMs - (performance.now() - this.#sentAt)
+      if (wait > 0) {
+        this.#stallTimer ??= setTimeout(() => {
+          this.#stallTimer = undefined
+          this.#schedule()
+        }, wait).unref()
+        return
+      }
+    }
     this.#scheduled = true
     setImmediate(() => {
       this.#scheduled = false
@@ -49,17 +72,17 @@ export class Batcher<Item, Answer> {
   }
 
   async #send(): Promise<void> {
-    if (this.#sending) return
     const batch = this.#queue.shift()
     if (batch === undefined) return
-    this.#sending = true
+    this.#out++
+    this.#sentAt = performance.now()
     try {
       const answers = await this.#run(batch.items)
       for (let index = 0; index < batch.waiting.length; index++) batch.waiting[index]?.resolve(answers[index] as Answer)
     } catch (error) {
       for (const waiting of batch.waiting) waiting.reject(error)
     } finally {
-      this.#sending = false
+      this.#out--
       this.#schedule()
     }
   }
