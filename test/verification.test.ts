@@ -258,6 +258,36 @@ describe('verification', () => {
     await kw.close()
   })
 
+  it('stops leasing credits ahead of need when the database fails, instead of trying on every request', async () => {
+    const errors: string[] = []
+    const { kw, store } = await setup({ onError: (_error, context) => errors.push(context) })
+    const created = await kw.createKey(tenant, { name: 'metered', credits: { remaining: 1_000_000, refill: null } })
+    if (!created.ok) throw new Error(created.error.detail)
+    const key = created.value.key
+    for (let i = 0; i < 300; i++) expect((await kw.verify(key)).ok).toBe(true)
+    store.before.leaseCredits = () => {
+      throw new StoreUnavailableError('down')
+    }
+    const leasesBefore = store.calls.leaseCredits ?? 0
+    // Until the held block runs out (the first request that has to wait for the database), with
+    // the event loop turning between requests as in a server.
+    let served = 0
+    for (; served < 5000; served++) {
+      const decision = kw.verifyFast(key)
+      await new Promise(setImmediate)
+      if (decision instanceof Promise) {
+        await decision
+        break
+      }
+    }
+    expect(served).toBeGreaterThan(10)
+    // One failed lease ahead of need, reported once (and the last request's own lease): not one per request.
+    expect((store.calls.leaseCredits ?? 0) - leasesBefore).toBeLessThanOrEqual(2)
+    expect(errors.filter((context) => context === 'credits').length).toBeLessThanOrEqual(2)
+    store.before.leaseCredits = undefined
+    await kw.close()
+  })
+
   it('does not let a verification that starts after a revoke share a read that began before it', async () => {
     const { kw, store, key, id } = await setup()
     // Force the interleaving: the first read completes with the key still active, then waits; the

@@ -336,7 +336,12 @@ export class ControlEnforcer {
     const size = this.#leaseSize.get(lineage) ?? 1
     // Only for busy keys: a quiet one holds no credits ahead of need that another instance could use.
     if (size < TOP_UP_FROM || this.limiter.local.ledger.peek(lineage, epoch) * 4 > size) return
-    this.#lease(controls, 1, nowMs).catch((error: unknown) => this.#options.onError(error, 'credits'))
+    this.#lease(controls, 1, nowMs).catch((error: unknown) => {
+      // The database is unreachable: no more leases ahead of need until the next flush (not one
+      // failed attempt, and one report, per request). Requests that run out lease as they need.
+      this.#dry.add(lineage)
+      this.#options.onError(error, 'credits')
+    })
   }
 
   /** Leases at least `need` credits (more when the key is busy) into the ledger; returns their epoch. */
