@@ -7,7 +7,7 @@ import { Keyward } from '../src/core/keyward.js'
 import { StoreUnavailableError } from '../src/core/store.js'
 import type { ApiKeyRecord } from '../src/core/types.js'
 import { createPostgresStore, type PostgresStore } from '../src/store/postgres/index.js'
-import { describeStoreContract, makeDelivery, makeRecord } from './contract/store-contract.js'
+import { describeStoreContract, expectRotatedPairUpgraded, makeDelivery, makeRecord } from './contract/store-contract.js'
 import { migrationsUpTo } from './helpers/migrations.js'
 import { freshPostgresDatabase, hasPostgres, PG_ADMIN_URL } from './helpers/postgres.js'
 
@@ -91,13 +91,7 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
       })
       const store = await createPostgresStore({ url })
       try {
-        expect(await store.findKey(a.tenantId, a.id)).toMatchObject({ lineageId: null, replacedByKeyId: b.id })
-        expect(await store.findKey(b.tenantId, b.id)).toMatchObject({ lineageId: null, creditsRemaining: 10 })
-        expect(await store.leaseCredits(b.id, 3, T0)).toMatchObject({ granted: 3, remaining: 7 })
-        // The replaced row heads no lineage: its credits are its successor's.
-        expect(await store.leaseCredits(a.id, 1, T0)).toBeNull()
-        const rotated = await store.rotateKey({ tenantId: b.tenantId, oldKeyId: b.id, newKey: makeRecord(), graceExpiresAt: T0, now: T0 })
-        expect(rotated.ok && rotated.newKey).toMatchObject({ lineageId: b.id, creditsRemaining: 7 })
+        await expectRotatedPairUpgraded(store, a, b, T0)
       } finally {
         await store.close()
       }

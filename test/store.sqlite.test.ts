@@ -4,7 +4,7 @@ import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { describe, expect, it } from 'vitest'
 import type { ApiKeyRecord } from '../src/core/types.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
-import { describeStoreContract, makeRecord } from './contract/store-contract.js'
+import { describeStoreContract, expectRotatedPairUpgraded, makeRecord } from './contract/store-contract.js'
 import { migrationsUpTo } from './helpers/migrations.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
@@ -150,13 +150,7 @@ describe('sqlite store', () => {
 
     const store = createSqliteStore({ url: path })
     try {
-      expect(await store.findKey(a.tenantId, a.id)).toMatchObject({ lineageId: null, replacedByKeyId: b.id })
-      expect(await store.findKey(b.tenantId, b.id)).toMatchObject({ lineageId: null, creditsRemaining: 10 })
-      expect(await store.leaseCredits(b.id, 3, T0)).toMatchObject({ granted: 3, remaining: 7 })
-      // The replaced row heads no lineage: its credits are its successor's.
-      expect(await store.leaseCredits(a.id, 1, T0)).toBeNull()
-      const rotated = await store.rotateKey({ tenantId: b.tenantId, oldKeyId: b.id, newKey: makeRecord(), graceExpiresAt: T0, now: T0 })
-      expect(rotated.ok && rotated.newKey).toMatchObject({ lineageId: b.id, creditsRemaining: 7 })
+      await expectRotatedPairUpgraded(store, a, b, T0)
     } finally {
       await store.close()
     }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { eventDelivery } from '../../src/core/audit/log.js'
 import type { AuditEvent, WebhookEndpointRecord } from '../../src/core/audit/types.js'
 import { newId } from '../../src/core/key-format.js'
 import type { AuditWrite, KeyStore } from '../../src/core/store.js'
@@ -47,24 +48,7 @@ export function makeEndpoint(overrides: Partial<WebhookEndpointRecord> = {}): We
 }
 
 function deliveryFor(event: AuditEvent, endpoint: WebhookEndpointRecord, overrides: Partial<WebhookDelivery> = {}): WebhookDelivery {
-  return {
-    id: newId('msg'),
-    tenantId: event.tenantId,
-    keyId: event.keyId ?? '',
-    newKeyId: null,
-    endpointId: endpoint.id,
-    eventId: event.id,
-    eventType: event.type,
-    url: endpoint.url,
-    payload: '{}',
-    status: 'pending',
-    attempts: [],
-    nextAttemptAt: T0,
-    lockedUntil: null,
-    createdAt: T0,
-    updatedAt: T0,
-    ...overrides,
-  }
+  return { ...eventDelivery(event, endpoint, '{}', T0), ...overrides }
 }
 
 /** An event with its seq dropped, as the store returns it for comparison. */

@@ -19,6 +19,21 @@ export interface StoreFixture {
 const T0 = new Date('2026-03-01T12:00:00.000Z')
 const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000)
 
+/**
+ * After an upgrade from the release before key lineages (0000-0003), a pair `a` → `b` rotated back
+ * then (each row with 10 credits, set at `setAt`): each key is its own lineage, the successor heads
+ * the pair's credits, and a new rotation continues from it. Both stores' upgrade tests check this.
+ */
+export async function expectRotatedPairUpgraded(store: KeyStore, a: ApiKeyRecord, b: ApiKeyRecord, setAt: Date): Promise<void> {
+  expect(await store.findKey(a.tenantId, a.id)).toMatchObject({ lineageId: null, replacedByKeyId: b.id })
+  expect(await store.findKey(b.tenantId, b.id)).toMatchObject({ lineageId: null, creditsRemaining: 10 })
+  expect(await store.leaseCredits(b.id, 3, setAt)).toMatchObject({ granted: 3, remaining: 7 })
+  // The replaced row heads no lineage: its credits are its successor's.
+  expect(await store.leaseCredits(a.id, 1, setAt)).toBeNull()
+  const rotated = await store.rotateKey({ tenantId: b.tenantId, oldKeyId: b.id, newKey: makeRecord(), graceExpiresAt: setAt, now: setAt })
+  expect(rotated.ok && rotated.newKey).toMatchObject({ lineageId: b.id, creditsRemaining: 7 })
+}
+
 export function makeRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
   const generated = generateKey('sk', overrides.environment ?? 'live')
   return {
@@ -98,6 +113,12 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const other = await fixture.openAnother()
       extra.push(other)
       return other
+    }
+    /** Rotates `oldKeyId` (tenant_a) to a fresh key with a 60 s grace period; the successor as stored. */
+    const rotate = async (oldKeyId: string, now: Date): Promise<ApiKeyRecord> => {
+      const rotated = await store.rotateKey({ tenantId: 'tenant_a', oldKeyId, newKey: makeRecord(), graceExpiresAt: at(60), now })
+      if (!rotated.ok) throw new Error(rotated.reason)
+      return rotated.newKey
     }
 
     describeAuditStoreContract(() => ({ store, another, makeRecord }))
@@ -216,15 +237,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     it('logs a change to a lineage’s head for its keys still in grace too (they verify with the head’s controls)', async () => {
       const a = makeRecord()
       await store.insertKey(a)
-      const rotated = await store.rotateKey({
-        tenantId: 'tenant_a',
-        oldKeyId: a.id,
-        newKey: makeRecord(),
-        graceExpiresAt: at(60),
-        now: at(2),
-      })
-      if (!rotated.ok) throw new Error(rotated.reason)
-      const b = rotated.newKey
+      const b = await rotate(a.id, at(2))
       const inGrace = await store.latestChangeSeq()
       await store.updateKey('tenant_a', b.id, { rateLimits: [{ name: 'burst', limit: 5, windowMs: 1000 }] }, at(10))
       expect((await store.readChanges(inGrace, 100)).keyHashes.sort()).toEqual([a.keyHash, b.keyHash].sort())
@@ -541,15 +554,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       // A lease taken from A before the rotation: the successor copies what A has left without it.
       expect(await store.leaseCredits(a.id, 3, at(1))).toEqual({ granted: 3, remaining: 7, version: 2, refilledAt: T0 })
       // The successor as the caller built it has no credits of its own: the store copies A's.
-      const rotated = await store.rotateKey({
-        tenantId: 'tenant_a',
-        oldKeyId: a.id,
-        newKey: makeRecord(),
-        graceExpiresAt: at(60),
-        now: at(2),
-      })
-      if (!rotated.ok) throw new Error(rotated.reason)
-      const b = rotated.newKey
+      const b = await rotate(a.id, at(2))
       const copied = { lineageId: a.id, creditsRemaining: 7, creditsVersion: 2, creditsRefilledAt: T0 }
       expect(b).toMatchObject(copied)
       expect(await store.findKey('tenant_a', b.id)).toMatchObject(copied)
@@ -565,15 +570,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect(await store.leaseCredits(b.id, 1, at(3))).toBeNull()
 
       // A second rotation (A→B→C) keeps A's lineage; the head moves to C.
-      const again = await store.rotateKey({
-        tenantId: 'tenant_a',
-        oldKeyId: b.id,
-        newKey: makeRecord(),
-        graceExpiresAt: at(60),
-        now: at(4),
-      })
-      if (!again.ok) throw new Error(again.reason)
-      const c = again.newKey
+      const c = await rotate(b.id, at(4))
       expect(await store.findKey('tenant_a', c.id)).toMatchObject({ lineageId: a.id, creditsRemaining: 1, creditsVersion: 2 })
       await store.returnCredits([{ lineageId: a.id, version: 2, refilledAt: T0, amount: 1 }])
       expect((await store.findKey('tenant_a', c.id))?.creditsRemaining).toBe(2)

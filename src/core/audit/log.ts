@@ -119,20 +119,23 @@ function deliveriesOf(event: AuditEvent, endpoints: readonly WebhookEndpointReco
   const matching = endpoints.filter((endpoint) => receives(endpoint, event))
   if (matching.length === 0) return []
   const body = eventWebhookBody(event)
-  return matching.map((endpoint) =>
-    pendingDelivery(
-      {
-        tenantId: event.tenantId,
-        keyId: event.keyId ?? '',
-        newKeyId: null,
-        endpointId: endpoint.id,
-        eventId: event.id,
-        eventType: event.type,
-        url: endpoint.url,
-        // An event holds no secret: its body waits in clear, and is wiped once settled like any other.
-        payload: body,
-      },
-      now,
-    ),
+  return matching.map((endpoint) => eventDelivery(event, endpoint, body, now))
+}
+
+/** The pending delivery of one event to one endpoint. */
+export function eventDelivery(event: AuditEvent, endpoint: WebhookEndpointRecord, payload: string, now: Date): WebhookDelivery {
+  return pendingDelivery(
+    {
+      tenantId: event.tenantId,
+      keyId: event.keyId ?? '',
+      newKeyId: null,
+      endpointId: endpoint.id,
+      eventId: event.id,
+      eventType: event.type,
+      url: endpoint.url,
+      // An event holds no secret: its body waits in clear, and is wiped once settled like any other.
+      payload,
+    },
+    now,
   )
 }
