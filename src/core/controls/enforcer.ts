@@ -249,21 +249,30 @@ export class ControlEnforcer {
   }
 
   #charge(controls: KeyControls, nowMs: number): CreditCharge | undefined {
-    if (controls.credits === null) return undefined
-    // The epoch changes only with the refill period (the setting is frozen per cache fill): one
-    // charge per period, not a date calculation and a string per request.
+    return controls.credits === null ? undefined : this.#period(controls, nowMs).charge
+  }
+
+  /**
+   * The credit charge of the refill period `nowMs` falls in, and that period. The epoch changes
+   * only with the period (the setting is frozen per cache fill): one charge per period, not a date
+   * calculation and a string per request. For a key with credits only.
+   */
+  #period(controls: KeyControls, nowMs: number): { charge: CreditCharge; fromMs: number; untilMs: number } {
     const memo = this.#charges.get(controls)
-    if (memo !== undefined && nowMs >= memo.fromMs && nowMs < memo.untilMs) return memo.charge
-    const epoch = storedCreditEpoch(controls.credits, nowMs) as string
+    if (memo !== undefined && nowMs >= memo.fromMs && nowMs < memo.untilMs) return memo
     const { refill } = controls
-    // Redis: no seed, so a missing counter is seeded from the database read fresh (see the header).
-    const charge = { keyId: controls.lineageId, epoch, seed: this.#redis ? -1 : 0 }
-    this.#charges.set(controls, {
-      charge,
+    const period = {
+      // Redis: no seed, so a missing counter is seeded from the database read fresh (see the header).
+      charge: {
+        keyId: controls.lineageId,
+        epoch: storedCreditEpoch(controls.credits as StoredCredits, nowMs) as string,
+        seed: this.#redis ? -1 : 0,
+      },
       fromMs: refill === null ? Number.NEGATIVE_INFINITY : periodStart(refill.interval, nowMs),
       untilMs: refill === null ? Number.POSITIVE_INFINITY : nextPeriodStart(refill.interval, nowMs),
-    })
-    return charge
+    }
+    this.#charges.set(controls, period)
+    return period
   }
 
   #conclude(
@@ -384,14 +393,13 @@ export class ControlEnforcer {
   }
 
   #report(result: LimitResult, controls: KeyControls, nowMs: number): LimitReport {
-    let creditsResetMs: number | null = null
-    if (controls.refill !== null) {
-      const memo = this.#charges.get(controls)
-      creditsResetMs =
-        memo !== undefined && nowMs >= memo.fromMs && nowMs < memo.untilMs
-          ? memo.untilMs - nowMs
-          : creditsRetryAfterMs({ remaining: 0, refill: controls.refill }, nowMs)
-    }
+    // Credits come back at the next refill; a refill without credits (no charge) has no period.
+    const creditsResetMs =
+      controls.refill === null
+        ? null
+        : controls.credits === null
+          ? creditsRetryAfterMs({ remaining: 0, refill: controls.refill }, nowMs)
+          : this.#period(controls, nowMs).untilMs - nowMs
     return { result, subjects: controls.subjects, refill: controls.refill, creditsResetMs, nowMs }
   }
 
