@@ -21,17 +21,21 @@ async function setup(options: Partial<KeywardOptions> = {}) {
 }
 
 /**
- * Holds the store's next `findKeyByHash` after it has read, before its caller sees the row: the
- * gap in which a test runs a revoke, to force the interleaving a stale refill needs.
+ * Holds the store's next `findKeyByHash` (or batched `findKeysByHash`) after it has read, before
+ * its caller sees the rows: the gap in which a test runs a revoke, to force the interleaving a
+ * stale refill needs.
  */
-function holdNextRead(store: InstrumentedStore): { readFinished: Promise<void>; releaseRead: () => void } {
+function holdNextRead(
+  store: InstrumentedStore,
+  method: 'findKeyByHash' | 'findKeysByHash' = 'findKeyByHash',
+): { readFinished: Promise<void>; releaseRead: () => void } {
   let release!: () => void
   let readDone!: () => void
   const readFinished = new Promise<void>((resolve) => {
     readDone = resolve
   })
-  store.after.findKeyByHash = () => {
-    store.after.findKeyByHash = undefined
+  store.after[method] = () => {
+    store.after[method] = undefined
     readDone()
     return new Promise<void>((resolve) => {
       release = resolve
@@ -160,6 +164,24 @@ describe('verification', () => {
     expect((await inFlight).ok).toBe(true)
     // But what it read must not have been cached: the next request sees the revoke.
     expect(await kw.verify(key)).toEqual({ ok: false, code: 'api_key_revoked' })
+    await kw.close()
+  })
+
+  it('does not let a batched read of several keys that began before a revoke refill the cache after it', async () => {
+    const { kw, store, key, id } = await setup()
+    const other = await kw.createKey(tenant, { name: 'other' })
+    if (!other.ok) throw new Error(other.error.detail)
+    // Two misses at once go out as one findKeysByHash; the revoke runs while its rows wait.
+    const { readFinished, releaseRead } = holdNextRead(store, 'findKeysByHash')
+    const inFlight = Promise.all([kw.verify(key), kw.verify(other.value.key)])
+    await readFinished
+    expect((await kw.revokeKey(tenant, id)).ok).toBe(true)
+    releaseRead()
+    expect((await inFlight).map((decision) => decision.ok)).toEqual([true, true])
+    expect(store.calls.findKeysByHash).toBe(1)
+    // What the batch read of the revoked key must not have been cached.
+    expect(await kw.verify(key)).toEqual({ ok: false, code: 'api_key_revoked' })
+    expect((await kw.verify(other.value.key)).ok).toBe(true)
     await kw.close()
   })
 
