@@ -286,7 +286,8 @@ interface UsageReader {
 async function usageReader(config: ServerConfig, opened: Awaited<ReturnType<typeof openKeyward>>): Promise<UsageReader | undefined> {
   if (config.checkAllKeys) {
     const totalSql = 'select coalesce(sum(request_count), 0) as total from api_key_usage'
-    const latestSql = 'select max(last_used_at) as latest from api_keys'
+    // A key's last use lives in api_key_usage (see latestUse in src/store/conditions.ts).
+    const latestSql = 'select max(last_used_at) as latest from api_key_usage'
     const toDate = (value: unknown) => (value === null || value === undefined ? null : new Date(value as number | string | Date))
     if (opened.sqlite !== undefined) {
       const sqlite = opened.sqlite

@@ -7,7 +7,7 @@ import { Keyward } from '../src/core/keyward.js'
 import { StoreUnavailableError } from '../src/core/store.js'
 import type { ApiKeyRecord } from '../src/core/types.js'
 import { createPostgresStore, type PostgresStore } from '../src/store/postgres/index.js'
-import { describeStoreContract, expectRotatedPairUpgraded, makeDelivery, makeRecord } from './contract/store-contract.js'
+import { describeStoreContract, expectRotatedPairUpgraded, makeDelivery, makeRecord, stored } from './contract/store-contract.js'
 import { migrationsUpTo } from './helpers/migrations.js'
 import { freshPostgresDatabase, hasPostgres, PG_ADMIN_URL } from './helpers/postgres.js'
 
@@ -53,7 +53,7 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
       })
       const store = await createPostgresStore({ url })
       try {
-        expect(await store.findKeyByHash(record.keyHash)).toEqual(record)
+        expect(await store.findKeyByHash(record.keyHash)).toEqual(stored(record))
         expect(await store.listDeliveries(record.tenantId, [record.id])).toMatchObject([{ id: 'msg_old', endpointId: null, eventId: null }])
         expect(await store.listEvents({ tenantId: record.tenantId, limit: 10 })).toEqual([])
       } finally {
@@ -106,7 +106,7 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
     try {
       const record = makeRecord()
       await (stores[0] as PostgresStore).insertKey(record)
-      expect(await (stores[3] as PostgresStore).findKeyByHash(record.keyHash)).toEqual(record)
+      expect(await (stores[3] as PostgresStore).findKeyByHash(record.keyHash)).toEqual(stored(record))
       const applied = await stores[1]?.db.execute('select count(*)::int as n from drizzle.__keyward_migrations')
       expect(applied?.rows[0]).toEqual({ n: MIGRATION_COUNT })
     } finally {
@@ -340,6 +340,30 @@ describe.skipIf(!hasPostgres)('postgres store', () => {
       await store.close()
     } finally {
       await pool.end()
+    }
+  })
+
+  it('writes usage without touching api_keys: the key row keeps its version, its last use is read from usage', async () => {
+    const url = await freshPostgresDatabase()
+    const store = await createPostgresStore({ url })
+    try {
+      const key = makeRecord()
+      await store.insertKey(key)
+      // xmin is the row version's writing transaction: any UPDATE of the row changes it.
+      const version = () =>
+        withClient(url, async (client) => (await client.query('select xmin::text as v from api_keys where id = $1', [key.id])).rows[0]?.v)
+      const before = await version()
+      await store.recordUsage([{ keyId: key.id, day: '2026-03-01', count: 3, lastUsedAt: new Date(T0.getTime() + 500) }])
+      await store.recordUsage([{ keyId: key.id, day: '2026-03-01', count: 1, lastUsedAt: new Date(T0.getTime() + 900) }])
+      expect(await version()).toBe(before)
+      expect((await store.findKey('tenant_a', key.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 900))
+      // A last use recorded in the column by an earlier version still counts when it is later.
+      await withClient(url, (client) =>
+        client.query('update api_keys set last_used_at = $1 where id = $2', [new Date(T0.getTime() + 5000), key.id]),
+      )
+      expect((await store.findKey('tenant_a', key.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 5000))
+    } finally {
+      await store.close()
     }
   })
 

@@ -4,7 +4,7 @@ import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { describe, expect, it } from 'vitest'
 import type { ApiKeyRecord } from '../src/core/types.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
-import { describeStoreContract, expectRotatedPairUpgraded, makeRecord } from './contract/store-contract.js'
+import { describeStoreContract, expectRotatedPairUpgraded, makeRecord, stored } from './contract/store-contract.js'
 import { migrationsUpTo } from './helpers/migrations.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
 
@@ -124,10 +124,68 @@ describe('sqlite store', () => {
     old.close()
 
     const store = createSqliteStore({ url: path })
-    expect(await store.findKeyByHash(record.keyHash)).toEqual({ ...record, scopes: ['a'], revokedAt: T0, createdBy: null, revokedBy: null })
+    expect(await store.findKeyByHash(record.keyHash)).toEqual(stored({ ...record, scopes: ['a'], revokedAt: T0, createdBy: null, revokedBy: null }))
     expect(await store.listDeliveries(record.tenantId, [record.id])).toMatchObject([{ id: 'msg_old', endpointId: null, eventId: null }])
     expect(await store.listEvents({ tenantId: record.tenantId, limit: 10 })).toEqual([])
     await store.close()
+  })
+
+  it('upgrades a database of the release before 0005 (last use read from usage) without losing usage or last uses', async () => {
+    const before = migrationsUpTo('sqlite', '0004_')
+    const path = tempSqlitePath()
+    const old = new Database(path)
+    migrate(drizzle(old), { migrationsFolder: before, migrationsTable: '__keyward_migrations' })
+    const used = makeRecord()
+    const idle = makeRecord()
+    const insert = old.prepare(
+      `insert into api_keys (id, tenant_id, name, environment, scopes, metadata, key_hash, key_prefix, key_suffix, created_at, updated_at)
+       values (?, ?, 'k', 'live', '[]', '{}', ?, ?, ?, ?, ?)`,
+    )
+    for (const key of [used, idle]) insert.run(key.id, key.tenantId, key.keyHash, key.keyPrefix, key.keySuffix, T0.getTime(), T0.getTime())
+    // A flush of the old release: its trigger moved api_keys.last_used_at.
+    old
+      .prepare('insert into api_key_usage (key_id, day, request_count, last_used_at, rate_limited_count) values (?, ?, ?, ?, ?)')
+      .run(used.id, '2026-03-01', 5, T0.getTime() + 9000, 2)
+    expect(old.prepare('select last_used_at from api_keys where id = ?').pluck().get(used.id)).toBe(T0.getTime() + 9000)
+    // And a key whose last use the column holds with no usage row (recorded before usage rows kept one).
+    old.prepare('update api_keys set last_used_at = ? where id = ?').run(T0.getTime() + 4000, idle.id)
+    old.close()
+
+    const store = createSqliteStore({ url: path })
+    try {
+      expect(await store.usageByDay([used.id], '2026-03-01')).toEqual([{ day: '2026-03-01', count: 5, rateLimited: 2, creditsRefused: 0 }])
+      expect((await store.findKey('tenant_a', used.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 9000))
+      expect((await store.findKey('tenant_a', idle.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 4000))
+      // An earlier use does not move it back; a later one moves it forward.
+      await store.recordUsage([{ keyId: idle.id, day: '2026-03-01', count: 1, lastUsedAt: new Date(T0.getTime() + 1000) }])
+      expect((await store.findKey('tenant_a', idle.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 4000))
+      await store.recordUsage([{ keyId: used.id, day: '2026-03-01', count: 1, lastUsedAt: new Date(T0.getTime() + 20_000) }])
+      expect((await store.findKey('tenant_a', used.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 20_000))
+      expect(await store.totalRequests([used.id, idle.id])).toBe(7)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('writes usage without touching api_keys: no trigger, and the usage table is one B-tree (WITHOUT ROWID)', async () => {
+    const client = new Database(tempSqlitePath())
+    const store = createSqliteStore({ database: client })
+    try {
+      const key = makeRecord()
+      await store.insertKey(key)
+      const row = () => client.prepare('select * from api_keys where id = ?').get(key.id)
+      const before = row()
+      await store.recordUsage([{ keyId: key.id, day: '2026-03-01', count: 3, lastUsedAt: new Date(T0.getTime() + 500) }])
+      // The flush left the key's row as it was (the row a verification miss reads) ...
+      expect(row()).toEqual(before)
+      // ... and its last use is read from the usage row.
+      expect((await store.findKey('tenant_a', key.id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 500))
+      expect(client.prepare("select name from sqlite_master where type = 'trigger'").all()).toEqual([])
+      expect(client.prepare("select sql from sqlite_master where name = 'api_key_usage'").pluck().get()).toMatch(/WITHOUT ROWID\s*$/)
+    } finally {
+      await store.close()
+      client.close()
+    }
   })
 
   it('upgrades a database of the release before key lineages (0000-0003): rotated pairs keep working, each key its own lineage', async () => {

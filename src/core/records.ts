@@ -1,6 +1,7 @@
 import { type Credits, currentRemaining, periodStart } from './controls/credits.js'
 import type { RateLimit } from './controls/rate-limit.js'
 import { generateKey, hashKey, newId } from './key-format.js'
+import type { StoredKey } from './store.js'
 import type { ApiKey, ApiKeyRecord, AuditActor, Environment, KeyStatus, Metadata, WebhookDelivery } from './types.js'
 
 /**
@@ -152,7 +153,7 @@ export function creditColumns(
 }
 
 /** A key's credits as of `now`, as the database knows them (a refill due since it was last written counts as done). */
-export function creditsOf(record: ApiKeyRecord, now: Date): Credits | null {
+export function creditsOf(record: StoredKey, now: Date): Credits | null {
   if (record.creditsRemaining === null) return null
   const refill =
     record.creditsRefillAmount !== null && record.creditsRefillInterval !== null
@@ -163,7 +164,7 @@ export function creditsOf(record: ApiKeyRecord, now: Date): Credits | null {
 }
 
 /** The status shown in listings. It must agree with `decide` and with the stores' status filter. */
-export function statusOf(record: ApiKeyRecord, now: Date): KeyStatus {
+export function statusOf(record: StoredKey, now: Date): KeyStatus {
   const nowMs = now.getTime()
   if (record.revokedAt !== null) return 'revoked'
   if (record.expiresAt !== null && nowMs >= record.expiresAt.getTime()) return 'expired'

@@ -15,16 +15,24 @@ import type { ApiKeyRecord, AuditActor, KeyPatch, ListKeysQuery, UsageDay, Usage
  * Stores throw {@link StoreUnavailableError} when the database cannot be reached; anything else
  * they throw is a bug.
  */
+/** A key as the verification reads it: the whole row but its last use (see `findKeyByHash`). */
+export type StoredKey = Omit<ApiKeyRecord, 'lastUsedAt'>
+
 export interface KeyStore {
   /** A short name for logs and benchmarks, e.g. `sqlite` or `postgres`. */
   readonly dialect: string
   insertKey(record: ApiKeyRecord, audit?: AuditWrite): Promise<void>
-  findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null>
+  /**
+   * The verification read: every column of the key but its last use, which a verification never
+   * shows. Last uses live with the usage counts a flush rewrites every second; reading them here
+   * would make each cache miss read those freshly written pages too.
+   */
+  findKeyByHash(keyHash: string): Promise<StoredKey | null>
   /**
    * The keys among `keyHashes` the store holds, in any order (one query: verification batches
-   * concurrent cache misses of different keys this way).
+   * concurrent cache misses of different keys this way). As `findKeyByHash`, without last uses.
    */
-  findKeysByHash(keyHashes: readonly string[]): Promise<ApiKeyRecord[]>
+  findKeysByHash(keyHashes: readonly string[]): Promise<StoredKey[]>
   findKey(tenantId: string, id: string): Promise<ApiKeyRecord | null>
   /** Newest first (created_at desc, id desc). */
   listKeys(query: ListKeysQuery): Promise<ApiKeyRecord[]>

@@ -1,4 +1,4 @@
-import { and, type Column, eq, gt, inArray, isNotNull, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm'
+import { and, type Column, eq, gt, inArray, isNotNull, isNull, lt, lte, or, type SQL, sql, type Table } from 'drizzle-orm'
 import type { CreditAdjustment, RotateRequest } from '../core/store.js'
 import type { KeyPatch, KeyStatus, ListCursor, ListKeysQuery, UsageIncrement } from '../core/types.js'
 
@@ -95,6 +95,34 @@ export function deliveriesOf(table: DeliveryColumns, tenantId: string, keyIds: s
 /** Usage rows of these keys from `fromDay` on. */
 export function usageSince(table: { keyId: Column; day: Column }, keyIds: string[], fromDay: string): SQL {
   return and(inArray(table.keyId, keyIds), sql`${table.day} >= ${fromDay}`) as SQL
+}
+
+/**
+ * A key's `last_used_at` as every read of a key returns it: the latest use recorded on the latest
+ * day the key was used (api_key_usage, one seek on its primary key), or `api_keys.last_used_at` when
+ * that is later. Since migration 0005 a usage flush writes only api_key_usage: moving a column of
+ * the wide, randomly placed `api_keys` rows as well rewrote a page of that table per key per flush,
+ * the pages every verification miss reads. The column now only holds what was recorded before
+ * 0005. A day's uses fall on that day, so the latest day holds the latest use (across instances,
+ * up to their clocks' skew at midnight). `later` is the dialect's null-ignoring greatest.
+ */
+export function latestUse(
+  keys: { id: Column; lastUsedAt: Column },
+  usage: Table & { keyId: Column; day: Column; lastUsedAt: Column },
+  later: (stored: Column, recorded: SQL) => SQL,
+): SQL {
+  return later(
+    keys.lastUsedAt,
+    sql`(select ${usage.lastUsedAt} from ${usage}
+      where ${usage.keyId} = ${keys.id} and ${usage.lastUsedAt} is not null
+      order by ${usage.day} desc limit 1)`,
+  ).mapWith(keys.lastUsedAt)
+}
+
+/** A key's columns for the verification read: all but `last_used_at` (see `StoredKey` in core/store.ts). */
+export function storedKeyColumns<T extends { lastUsedAt: Column }>(columns: T): Omit<T, 'lastUsedAt'> {
+  const { lastUsedAt: _unread, ...stored } = columns
+  return stored
 }
 
 export function statusCondition(

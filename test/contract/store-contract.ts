@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { generateKey, hashKey, newId } from '../../src/core/key-format.js'
 import { statusOf } from '../../src/core/records.js'
-import type { KeyStore } from '../../src/core/store.js'
+import type { KeyStore, StoredKey } from '../../src/core/store.js'
 import type { ApiKeyRecord, KeyStatus, WebhookDelivery } from '../../src/core/types.js'
 import { describeAuditStoreContract } from './audit-store-contract.js'
 
@@ -18,6 +18,7 @@ export interface StoreFixture {
 
 const T0 = new Date('2026-03-01T12:00:00.000Z')
 const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000)
+const DAY = 86_400
 
 /**
  * After an upgrade from the release before key lineages (0000-0003), a pair `a` → `b` rotated back
@@ -32,6 +33,11 @@ export async function expectRotatedPairUpgraded(store: KeyStore, a: ApiKeyRecord
   expect(await store.leaseCredits(a.id, 1, setAt)).toBeNull()
   const rotated = await store.rotateKey({ tenantId: b.tenantId, oldKeyId: b.id, newKey: makeRecord(), graceExpiresAt: setAt, now: setAt })
   expect(rotated.ok && rotated.newKey).toMatchObject({ lineageId: b.id, creditsRemaining: 7 })
+}
+
+/** A record as the verification reads return it: without its last use (`StoredKey`). */
+export function stored({ lastUsedAt: _unread, ...key }: ApiKeyRecord): StoredKey {
+  return key
 }
 
 export function makeRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
@@ -135,7 +141,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         rotationWebhookSecret: 'whsec_abc',
       })
       await store.insertKey(record)
-      expect(await store.findKeyByHash(record.keyHash)).toEqual(record)
+      expect(await store.findKeyByHash(record.keyHash)).toEqual(stored(record))
       expect(await store.findKey('tenant_a', record.id)).toEqual(record)
     })
 
@@ -151,7 +157,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       for (const record of records) await store.insertKey(record)
       const asked = [records[2]?.keyHash, '0'.repeat(64), records[0]?.keyHash, records[1]?.keyHash] as string[]
       const found = await store.findKeysByHash(asked)
-      expect(found.sort((a, b) => a.id.localeCompare(b.id))).toEqual([...records].sort((a, b) => a.id.localeCompare(b.id)))
+      expect(found.sort((a, b) => a.id.localeCompare(b.id))).toEqual(records.map(stored).sort((a, b) => a.id.localeCompare(b.id)))
       expect(await store.findKeysByHash(['1'.repeat(64), '2'.repeat(64)])).toEqual([])
     })
 
@@ -271,11 +277,11 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         now: at(5),
       })
       expect(outcome.ok).toBe(true)
-      const stored = await store.findKey('tenant_a', old.id)
-      expect(stored?.replacedByKeyId).toBe(replacement.id)
-      expect(stored?.graceExpiresAt).toEqual(at(65))
+      const oldRow = await store.findKey('tenant_a', old.id)
+      expect(oldRow?.replacedByKeyId).toBe(replacement.id)
+      expect(oldRow?.graceExpiresAt).toEqual(at(65))
       // Stored as built, but for what it continues of the old key: its lineage (and its credits).
-      expect(await store.findKeyByHash(replacement.keyHash)).toEqual({ ...replacement, lineageId: old.id })
+      expect(await store.findKeyByHash(replacement.keyHash)).toEqual(stored({ ...replacement, lineageId: old.id }))
       expect(outcome.ok && outcome.newKey).toEqual({ ...replacement, lineageId: old.id })
       expect((await store.readChanges(before, 10)).keyHashes).toContain(old.keyHash)
     })
@@ -371,8 +377,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
           { keyId: b.id, day: '2026-03-01', count: 1, lastUsedAt: at(30) },
         ]),
       ])
+      // Within a day, last_used_at is the latest use whatever order the flushes land in.
+      expect((await store.findKey('tenant_a', a.id))?.lastUsedAt).toEqual(at(50))
       await store.recordUsage([
-        { keyId: a.id, day: '2026-03-02', count: 3, lastUsedAt: at(40) },
+        { keyId: a.id, day: '2026-03-02', count: 3, lastUsedAt: at(DAY + 40) },
         { keyId: a.id, day: '2026-03-01', count: 1, lastUsedAt: at(10) },
       ])
       expect(await store.totalRequests([a.id])).toBe(16)
@@ -385,8 +393,51 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect(await store.usageByDay([a.id, b.id], '2026-03-02')).toEqual([
         { day: '2026-03-02', count: 3, rateLimited: 0, creditsRefused: 0 },
       ])
-      expect((await store.findKey('tenant_a', a.id))?.lastUsedAt).toEqual(at(50))
+      expect((await store.findKey('tenant_a', a.id))?.lastUsedAt).toEqual(at(DAY + 40))
       expect((await store.findKey('tenant_a', b.id))?.lastUsedAt).toEqual(at(30))
+      // Another instance's flush of the day before, landing late, does not move it back.
+      await other.recordUsage([{ keyId: a.id, day: '2026-03-01', count: 1, lastUsedAt: at(60) }])
+      expect((await store.findKey('tenant_a', a.id))?.lastUsedAt).toEqual(at(DAY + 40))
+      // A day of refusals only records no use.
+      await store.recordUsage([{ keyId: b.id, day: '2026-03-02', count: 0, rateLimited: 4, lastUsedAt: null }])
+      expect((await store.findKey('tenant_a', b.id))?.lastUsedAt).toEqual(at(30))
+    })
+
+    it('returns the recorded last use from every read of a key but the verification reads', async () => {
+      const key = makeRecord({ nextRotationAt: at(5), expiresAt: at(DAY * 3) })
+      const other = makeRecord()
+      await store.insertKey(key)
+      await store.insertKey(other)
+      await store.recordUsage([
+        { keyId: key.id, day: '2026-03-01', count: 2, lastUsedAt: at(7) },
+        { keyId: other.id, day: '2026-03-01', count: 1, lastUsedAt: at(3) },
+      ])
+      const used = at(7)
+      // The verification reads leave it out: it lives with the usage a flush rewrites every second.
+      expect(await store.findKeyByHash(key.keyHash)).not.toHaveProperty('lastUsedAt')
+      expect(await store.findKeysByHash([key.keyHash, other.keyHash])).toEqual([
+        expect.not.objectContaining({ lastUsedAt: expect.anything() }),
+        expect.not.objectContaining({ lastUsedAt: expect.anything() }),
+      ])
+      expect((await store.listKeys({ tenantId: 'tenant_a', limit: 10, now: at(8) })).find((row) => row.id === key.id)?.lastUsedAt).toEqual(
+        used,
+      )
+      expect((await store.findDueRotations(at(6), 10)).find((row) => row.id === key.id)?.lastUsedAt).toEqual(used)
+      expect((await store.updateKey('tenant_a', key.id, { name: 'renamed' }, at(8)))?.lastUsedAt).toEqual(used)
+      const rotated = await store.rotateKey({
+        tenantId: 'tenant_a',
+        oldKeyId: key.id,
+        newKey: makeRecord(),
+        graceExpiresAt: at(60),
+        now: at(9),
+      })
+      expect(rotated.ok && rotated.oldKey.lastUsedAt).toEqual(used)
+      expect(rotated.ok && rotated.newKey.lastUsedAt).toBeNull()
+      expect((await store.revokeKey('tenant_a', other.id, at(10)))?.lastUsedAt).toEqual(at(3))
+      // A key never used has none.
+      const fresh = makeRecord()
+      await store.insertKey(fresh)
+      expect((await store.findKey('tenant_a', fresh.id))?.lastUsedAt).toBeNull()
     })
 
     it('records a flush of any size in one call: repeated (key, day) buckets summed, unknown keys ignored', async () => {

@@ -1,5 +1,5 @@
 import { lineageOf } from '../records.js'
-import type { KeyStore } from '../store.js'
+import type { KeyStore, StoredKey } from '../store.js'
 import type { ApiKeyRecord, VerifiedKey } from '../types.js'
 import type { UsageBuffer } from '../usage/buffer.js'
 import {
@@ -83,7 +83,7 @@ export interface RequestFacts<R> {
 }
 
 /** Compiles what a key's requests are checked against; null when there is nothing to check. */
-export function compileControls(keyHash: string, owner: ApiKeyRecord, tenantLimits: readonly RateLimit[]): KeyControls | null {
+export function compileControls(keyHash: string, owner: StoredKey, tenantLimits: readonly RateLimit[]): KeyControls | null {
   const lineageId = lineageOf(owner)
   const subjects = limitSubjects({ id: lineageId, tenantId: owner.tenantId, rateLimits: owner.rateLimits }, tenantLimits)
   const hasCredits = owner.creditsRemaining !== null

@@ -1,6 +1,7 @@
 import type { KeyControls, LimitReport } from '../controls/enforcer.js'
 import type { VerifyErrorCode } from '../errors.js'
-import type { ApiKeyRecord, VerifiedKey } from '../types.js'
+import type { StoredKey } from '../store.js'
+import type { VerifiedKey } from '../types.js'
 
 /**
  * What verification needs of a key row, precomputed once per cache fill: the frozen value handed
@@ -46,7 +47,7 @@ const DISABLED: Decision = Object.freeze({ ok: false, code: 'api_key_disabled' }
  * @param controls the key's compiled controls (see `compileControls`): a rotated-out key in its
  * grace period gets its successor's, so rotating never doubles what a client may do
  */
-export function verdictInput(record: ApiKeyRecord, controls: KeyControls | null = null): KeyVerdictInput {
+export function verdictInput(record: StoredKey, controls: KeyControls | null = null): KeyVerdictInput {
   const key: VerifiedKey = Object.freeze({
     id: record.id,
     tenantId: record.tenantId,

@@ -5,8 +5,8 @@ import { tenantRateLimitsOf } from '../controls/schemas.js'
 import { hashKey, keyChecker } from '../key-format.js'
 import type { Clock } from '../options.js'
 import type { Runtime } from '../runtime.js'
-import type { KeyStore } from '../store.js'
-import type { Actor, ApiKeyRecord, VerifiedKey } from '../types.js'
+import type { KeyStore, StoredKey } from '../store.js'
+import type { Actor, VerifiedKey } from '../types.js'
 import type { VerificationCache } from './cache.js'
 import { type Decision, decide, type KeyVerdictInput, verdictInput } from './decide.js'
 import type { ChangeSync } from './sync.js'
@@ -90,7 +90,7 @@ export class Verifier {
    * Misses of different keys at the same time go to the store together: one query per batch
    * (`findKeysByHash`), not one round trip per miss. A lone miss is one `findKeyByHash`.
    */
-  readonly #lookups = new Batcher<string, ApiKeyRecord | null>(async (keyHashes) => {
+  readonly #lookups = new Batcher<string, StoredKey | null>(async (keyHashes) => {
     const store = await this.#runtime.openStore()
     if (keyHashes.length === 1) return [await store.findKeyByHash(keyHashes[0] as string)]
     const found = new Map((await store.findKeysByHash(keyHashes)).map((record) => [record.keyHash, record]))
@@ -170,7 +170,7 @@ export class Verifier {
    * head, not the next key: after A→B→C, A (still in grace) spends what C spends. Counters are the
    * lineage's either way (see `compileControls`); the head holds the setting and the credits.
    */
-  async #compileControls(store: KeyStore, keyHash: string, record: ApiKeyRecord): Promise<KeyControls | null> {
+  async #compileControls(store: KeyStore, keyHash: string, record: StoredKey): Promise<KeyControls | null> {
     let owner = record
     // Bounded: a chain walked within one grace period is short; a gap (a deleted row) stops it.
     for (let hop = 0; hop < MAX_HOPS && owner.replacedByKeyId !== null; hop++) {

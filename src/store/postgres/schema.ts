@@ -28,6 +28,8 @@ export const apiKeys = pgTable(
     keySuffix: text('key_suffix').notNull(),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
+    // Written only by the usage flushes of earlier versions (which also moved this column); stores
+    // read a key's last use through `latestUse` (../conditions.ts): the later of this and api_key_usage's.
     lastUsedAt: instant('last_used_at'),
     expiresAt: instant('expires_at'),
     revokedAt: instant('revoked_at'),
@@ -75,7 +77,7 @@ export const apiKeyUsage = pgTable(
     keyId: text('key_id').notNull(),
     day: text('day').notNull(),
     requestCount: bigint('request_count', { mode: 'number' }).notNull(),
-    /** The latest use on that day; the same flush statement moves `api_keys.last_used_at` forward. */
+    /** The latest use on that day; a key's `last_used_at` is read from its latest day's row. */
     lastUsedAt: instant('last_used_at'),
     rateLimitedCount: bigint('rate_limited_count', { mode: 'number' }).notNull().default(0),
     creditsRefusedCount: bigint('credits_refused_count', { mode: 'number' }).notNull().default(0),

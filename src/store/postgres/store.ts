@@ -5,7 +5,7 @@
  * transaction helper and the row mapping; the WHERE clauses both stores use live in
  * ../conditions.ts. Splitting it by table would split transactions that span tables.
  */
-import { and, asc, desc, eq, gt, inArray, isNull, lt, lte, type SQL, sql, sum } from 'drizzle-orm'
+import { and, asc, desc, eq, getTableColumns, gt, inArray, isNull, lt, lte, type SQL, sql, sum } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import type pg from 'pg'
@@ -22,6 +22,7 @@ import type {
   KeyStore,
   RotateOutcome,
   RotateRequest,
+  StoredKey,
 } from '../../core/store.js'
 import type { ApiKeyRecord, AuditActor, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
 import { endingCondition, endingOrder, eventRow, eventSelection, eventsCondition, settledBefore } from '../audit.js'
@@ -32,12 +33,14 @@ import {
   deliveriesOf,
   dueForRotation,
   keyOfTenant,
+  latestUse,
   lineageHead,
   lineageInGrace,
   listCondition,
   patchColumns,
   rotatableCondition,
   sameSetting,
+  storedKeyColumns,
   usageRows,
   usageSince,
 } from '../conditions.js'
@@ -63,6 +66,12 @@ function bytewise(column: AnyPgColumn): SQL {
 
 const keyIdBytewise = bytewise(apiKeys.id)
 
+/** Every column of a key, with its `last_used_at` as recorded in api_key_usage (see `latestUse`). */
+const keyRow = {
+  ...getTableColumns(apiKeys),
+  lastUsedAt: latestUse(apiKeys, apiKeyUsage, (stored, recorded) => sql`greatest(${stored}, ${recorded})`),
+}
+
 export class PostgresStore implements KeyStore {
   readonly dialect = 'postgres'
   readonly #findByHash
@@ -81,13 +90,13 @@ export class PostgresStore implements KeyStore {
   ) {
     this.#migrationPending = migrationPending
     this.#findByHash = db
-      .select()
+      .select(storedKeyColumns(getTableColumns(apiKeys)))
       .from(apiKeys)
       .where(eq(apiKeys.keyHash, sql.placeholder('keyHash')))
       .prepare('keyward_find_key_by_hash')
     // One array parameter, so every batch size shares one prepared statement.
     this.#findByHashes = db
-      .select()
+      .select(storedKeyColumns(getTableColumns(apiKeys)))
       .from(apiKeys)
       .where(sql`${apiKeys.keyHash} = any(${sql.placeholder('keyHashes')}::text[])`)
       .prepare('keyward_find_keys_by_hash')
@@ -107,18 +116,18 @@ export class PostgresStore implements KeyStore {
     )
   }
 
-  findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null> {
-    return this.#guard(async () => ((await this.#findByHash.execute({ keyHash }))[0] as ApiKeyRecord | undefined) ?? null)
+  findKeyByHash(keyHash: string): Promise<StoredKey | null> {
+    return this.#guard(async () => ((await this.#findByHash.execute({ keyHash }))[0] as StoredKey | undefined) ?? null)
   }
 
-  findKeysByHash(keyHashes: readonly string[]): Promise<ApiKeyRecord[]> {
-    return this.#guard(async () => (await this.#findByHashes.execute({ keyHashes: [...keyHashes] })) as ApiKeyRecord[])
+  findKeysByHash(keyHashes: readonly string[]): Promise<StoredKey[]> {
+    return this.#guard(async () => (await this.#findByHashes.execute({ keyHashes: [...keyHashes] })) as StoredKey[])
   }
 
   findKey(tenantId: string, id: string): Promise<ApiKeyRecord | null> {
     return this.#guard(async () => {
       const rows = await this.db
-        .select()
+        .select(keyRow)
         .from(apiKeys)
         .where(keyOfTenant(apiKeys, tenantId, id))
       return (rows[0] as ApiKeyRecord | undefined) ?? null
@@ -129,7 +138,7 @@ export class PostgresStore implements KeyStore {
     return this.#guard(
       async () =>
         (await this.db
-          .select()
+          .select(keyRow)
           .from(apiKeys)
           .where(listCondition(apiKeys, query, keyIdBytewise))
           .orderBy(desc(apiKeys.createdAt), desc(keyIdBytewise))
@@ -146,7 +155,7 @@ export class PostgresStore implements KeyStore {
             ? undefined
             : ((
                 await tx
-                  .select()
+                  .select(keyRow)
                   .from(apiKeys)
                   .where(keyOfTenant(apiKeys, tenantId, id))
                   .for('update')
@@ -156,7 +165,7 @@ export class PostgresStore implements KeyStore {
           .update(apiKeys)
           .set(patchColumns(patch, apiKeys.creditsVersion, now))
           .where(keyOfTenant(apiKeys, tenantId, id))
-          .returning()) as ApiKeyRecord[]
+          .returning(keyRow)) as ApiKeyRecord[]
         if (row === undefined) return null
         const write = before === undefined ? undefined : audit?.(before, row)
         if (write !== undefined) await writeAudit(tx, write)
@@ -186,10 +195,10 @@ export class PostgresStore implements KeyStore {
           .update(apiKeys)
           .set({ revokedAt: now, revokedBy, updatedAt: now })
           .where(and(keyOfTenant(apiKeys, tenantId, id), isNull(apiKeys.revokedAt)))
-          .returning()) as ApiKeyRecord[]
+          .returning(keyRow)) as ApiKeyRecord[]
         if (row === undefined) {
           const [current] = await tx
-            .select()
+            .select(keyRow)
             .from(apiKeys)
             .where(keyOfTenant(apiKeys, tenantId, id))
           return (current as ApiKeyRecord | undefined) ?? null
@@ -211,7 +220,7 @@ export class PostgresStore implements KeyStore {
           .update(apiKeys)
           .set({ replacedByKeyId: newKey.id, graceExpiresAt, nextRotationAt: null, updatedAt: now })
           .where(rotatableCondition(apiKeys, request))
-          .returning()
+          .returning(keyRow)
         if (oldKey === undefined) {
           const [current] = await tx
             .select({ revokedAt: apiKeys.revokedAt, replacedByKeyId: apiKeys.replacedByKeyId })
@@ -237,10 +246,9 @@ export class PostgresStore implements KeyStore {
   recordUsage(increments: UsageIncrement[]): Promise<void> {
     if (increments.length === 0) return Promise.resolve()
     // The whole flush is one statement with one parameter (a JSON array), whatever the number of
-    // keys: the daily counts are upserted in a data-modifying CTE and last_used_at moved forward by
-    // the outer UPDATE, atomically. The upsert takes rows in key order so overlapping flushes of several
-    // instances lock in one order; a deadlock left anyway (the UPDATE's join order is the
-    // planner's) is retried.
+    // keys. It writes api_key_usage only; a key's last use is read from there (`latestUse`). Rows go
+    // in key order so overlapping flushes of several instances lock in one order; a deadlock left
+    // anyway is retried.
     const rows = JSON.stringify(
       usageRows(increments).map((row) => ({
         key_id: row.keyId,
@@ -253,22 +261,16 @@ export class PostgresStore implements KeyStore {
     )
     return this.#guard(() =>
       retryOnDeadlock(async () => {
-        await this.db.execute(sql`with v as (
-            select * from json_to_recordset(${rows}::json)
-              as v(key_id text, day text, request_count bigint, rate_limited bigint, credits_refused bigint, used_at timestamptz)
-          ), counted as (
-            insert into ${apiKeyUsage} (key_id, day, request_count, rate_limited_count, credits_refused_count, last_used_at)
-            select key_id, day, request_count, rate_limited, credits_refused, used_at from v order by key_id, day
-            on conflict (key_id, day) do update set
-              request_count = ${apiKeyUsage}.request_count + excluded.request_count,
-              rate_limited_count = ${apiKeyUsage}.rate_limited_count + excluded.rate_limited_count,
-              credits_refused_count = ${apiKeyUsage}.credits_refused_count + excluded.credits_refused_count,
-              last_used_at = greatest(${apiKeyUsage}.last_used_at, excluded.last_used_at)
-          )
-          update ${apiKeys} set last_used_at = latest.used_at
-          from (select key_id, max(used_at) as used_at from v group by key_id) as latest
-          where ${apiKeys.id} = latest.key_id and latest.used_at is not null
-            and (${apiKeys.lastUsedAt} is null or ${apiKeys.lastUsedAt} < latest.used_at)`)
+        await this.db.execute(sql`insert into ${apiKeyUsage} (key_id, day, request_count, rate_limited_count, credits_refused_count, last_used_at)
+          select key_id, day, request_count, rate_limited, credits_refused, used_at
+          from json_to_recordset(${rows}::json)
+            as v(key_id text, day text, request_count bigint, rate_limited bigint, credits_refused bigint, used_at timestamptz)
+          order by key_id, day
+          on conflict (key_id, day) do update set
+            request_count = ${apiKeyUsage}.request_count + excluded.request_count,
+            rate_limited_count = ${apiKeyUsage}.rate_limited_count + excluded.rate_limited_count,
+            credits_refused_count = ${apiKeyUsage}.credits_refused_count + excluded.credits_refused_count,
+            last_used_at = greatest(${apiKeyUsage}.last_used_at, excluded.last_used_at)`)
       }),
     )
   }
@@ -380,7 +382,7 @@ export class PostgresStore implements KeyStore {
     return this.#guard(
       async () =>
         (await this.db
-          .select()
+          .select(keyRow)
           .from(apiKeys)
           .where(dueForRotation(apiKeys, now))
           .orderBy(asc(apiKeys.nextRotationAt))
@@ -484,7 +486,7 @@ export class PostgresStore implements KeyStore {
     return this.#guard(
       async () =>
         (await this.db
-          .select()
+          .select(keyRow)
           .from(apiKeys)
           .where(endingCondition(apiKeys, query, keyIdBytewise))
           .orderBy(...endingOrder(apiKeys, query, keyIdBytewise))

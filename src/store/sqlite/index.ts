@@ -7,7 +7,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
-import { and, asc, desc, eq, gt, inArray, isNull, lt, lte, sql, sum } from 'drizzle-orm'
+import { and, asc, desc, eq, getTableColumns, gt, inArray, isNull, lt, lte, sql, sum } from 'drizzle-orm'
 import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import type { ListEventsQuery, StoredEvent, WebhookEndpointRecord } from '../../core/audit/types.js'
@@ -23,6 +23,7 @@ import {
   type KeyStore,
   type RotateOutcome,
   type RotateRequest,
+  type StoredKey,
   StoreUnavailableError,
 } from '../../core/store.js'
 import type { ApiKeyRecord, AuditActor, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from '../../core/types.js'
@@ -34,12 +35,14 @@ import {
   deliveriesOf,
   dueForRotation,
   keyOfTenant,
+  latestUse,
   lineageHead,
   lineageInGrace,
   listCondition,
   patchColumns,
   rotatableCondition,
   sameSetting,
+  storedKeyColumns,
   unlocked,
   usageRows,
   usageSince,
@@ -127,6 +130,12 @@ function guard<T>(work: () => T): Promise<T> {
   }
 }
 
+/** Every column of a key, with its `last_used_at` as recorded in api_key_usage (see `latestUse`). */
+const keyRow = {
+  ...getTableColumns(apiKeys),
+  lastUsedAt: latestUse(apiKeys, apiKeyUsage, (stored, recorded) => sql`nullif(max(coalesce(${stored}, 0), coalesce(${recorded}, 0)), 0)`),
+}
+
 export class SqliteStore implements KeyStore {
   readonly dialect = 'sqlite'
   readonly #findByHash
@@ -138,7 +147,7 @@ export class SqliteStore implements KeyStore {
     private readonly owned: boolean,
   ) {
     this.#findByHash = db
-      .select()
+      .select(storedKeyColumns(getTableColumns(apiKeys)))
       .from(apiKeys)
       .where(eq(apiKeys.keyHash, sql.placeholder('keyHash')))
       .prepare()
@@ -161,15 +170,15 @@ export class SqliteStore implements KeyStore {
     )
   }
 
-  findKeyByHash(keyHash: string): Promise<ApiKeyRecord | null> {
-    return guard(() => (this.#findByHash.get({ keyHash }) as ApiKeyRecord | undefined) ?? null)
+  findKeyByHash(keyHash: string): Promise<StoredKey | null> {
+    return guard(() => (this.#findByHash.get({ keyHash }) as StoredKey | undefined) ?? null)
   }
 
-  findKeysByHash(keyHashes: readonly string[]): Promise<ApiKeyRecord[]> {
+  findKeysByHash(keyHashes: readonly string[]): Promise<StoredKey[]> {
     // Point lookups on the unique index, in one synchronous call: no round trips to save here.
     return guard(() =>
       keyHashes.flatMap((keyHash) => {
-        const row = this.#findByHash.get({ keyHash }) as ApiKeyRecord | undefined
+        const row = this.#findByHash.get({ keyHash }) as StoredKey | undefined
         return row === undefined ? [] : [row]
       }),
     )
@@ -179,7 +188,7 @@ export class SqliteStore implements KeyStore {
     return guard(
       () =>
         (this.db
-          .select()
+          .select(keyRow)
           .from(apiKeys)
           .where(keyOfTenant(apiKeys, tenantId, id))
           .get() as ApiKeyRecord | undefined) ?? null,
@@ -190,7 +199,7 @@ export class SqliteStore implements KeyStore {
     return guard(
       () =>
         this.db
-          .select()
+          .select(keyRow)
           .from(apiKeys)
           .where(listCondition(apiKeys, query))
           .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
@@ -209,7 +218,7 @@ export class SqliteStore implements KeyStore {
             audit === undefined
               ? undefined
               : (tx
-                  .select()
+                  .select(keyRow)
                   .from(apiKeys)
                   .where(keyOfTenant(apiKeys, tenantId, id))
                   .get() as ApiKeyRecord | undefined)
@@ -218,7 +227,7 @@ export class SqliteStore implements KeyStore {
             .update(apiKeys)
             .set(patchColumns(patch, apiKeys.creditsVersion, now))
             .where(keyOfTenant(apiKeys, tenantId, id))
-            .returning()
+            .returning(keyRow)
             .get() as ApiKeyRecord | undefined
           if (row === undefined) return null
           tx.insert(apiKeyChanges).values({ keyHash: row.keyHash, changedAt: now }).run()
@@ -253,12 +262,12 @@ export class SqliteStore implements KeyStore {
             .update(apiKeys)
             .set({ revokedAt: now, revokedBy, updatedAt: now })
             .where(and(keyOfTenant(apiKeys, tenantId, id), isNull(apiKeys.revokedAt)))
-            .returning()
+            .returning(keyRow)
             .get() as ApiKeyRecord | undefined
           if (row === undefined) {
             return (
               (tx
-                .select()
+                .select(keyRow)
                 .from(apiKeys)
                 .where(keyOfTenant(apiKeys, tenantId, id))
                 .get() as ApiKeyRecord | undefined) ?? null
@@ -283,11 +292,11 @@ export class SqliteStore implements KeyStore {
             .update(apiKeys)
             .set({ replacedByKeyId: newKey.id, graceExpiresAt, nextRotationAt: null, updatedAt: now })
             .where(rotatableCondition(apiKeys, request))
-            .returning()
+            .returning(keyRow)
             .get() as ApiKeyRecord | undefined
           if (oldKey === undefined) {
             const current = tx
-              .select()
+              .select(keyRow)
               .from(apiKeys)
               .where(keyOfTenant(apiKeys, tenantId, oldKeyId))
               .get()
@@ -313,8 +322,8 @@ export class SqliteStore implements KeyStore {
   recordUsage(increments: UsageIncrement[]): Promise<void> {
     if (increments.length === 0) return Promise.resolve()
     // The whole flush is one statement with one parameter (a JSON array), whatever the number of
-    // keys: no chunking against SQLite's parameter limit. The triggers of migration 0001 move
-    // api_keys.last_used_at forward inside it.
+    // keys: no chunking against SQLite's parameter limit. It writes api_key_usage only; a key's
+    // last use is read from there (`latestUse`).
     const rows = JSON.stringify(
       usageRows(increments).map((row) => [row.keyId, row.day, row.count, row.rateLimited, row.creditsRefused, row.lastUsedAt]),
     )
@@ -466,7 +475,7 @@ export class SqliteStore implements KeyStore {
     return guard(
       () =>
         this.db
-          .select()
+          .select(keyRow)
           .from(apiKeys)
           .where(dueForRotation(apiKeys, now))
           .orderBy(asc(apiKeys.nextRotationAt))
@@ -582,7 +591,7 @@ export class SqliteStore implements KeyStore {
     return guard(
       () =>
         this.db
-          .select()
+          .select(keyRow)
           .from(apiKeys)
           .where(endingCondition(apiKeys, query))
           .orderBy(...endingOrder(apiKeys, query))

@@ -24,6 +24,8 @@ export const apiKeys = sqliteTable(
     keySuffix: text('key_suffix').notNull(),
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
     updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+    // Written by usage flushes before migration 0005 only; stores read a key's last use through
+    // `latestUse` (../conditions.ts), which takes the later of this and api_key_usage's.
     lastUsedAt: integer('last_used_at', { mode: 'timestamp_ms' }),
     expiresAt: integer('expires_at', { mode: 'timestamp_ms' }),
     revokedAt: integer('revoked_at', { mode: 'timestamp_ms' }),
@@ -75,8 +77,9 @@ export const apiKeyUsage = sqliteTable(
     day: text('day').notNull(),
     requestCount: integer('request_count').notNull(),
     /**
-     * The latest use on that day. A trigger (drizzle/sqlite/0001) moves `api_keys.last_used_at`
-     * forward from it, so a usage flush is one statement that writes both.
+     * The latest use on that day. A key's `last_used_at` is read from its latest day's row
+     * (`latestUse` in ../conditions.ts); `api_keys.last_used_at` holds only what was recorded before
+     * migration 0005. The table is WITHOUT ROWID since 0005 (hand-written; drizzle-kit does not model it).
      */
     lastUsedAt: integer('last_used_at', { mode: 'timestamp_ms' }),
     /** Requests refused that day for a rate limit, and for lack of credits (counted, not admitted). */
