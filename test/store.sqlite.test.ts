@@ -124,7 +124,9 @@ describe('sqlite store', () => {
     old.close()
 
     const store = createSqliteStore({ url: path })
-    expect(await store.findKeyByHash(record.keyHash)).toEqual(stored({ ...record, scopes: ['a'], revokedAt: T0, createdBy: null, revokedBy: null }))
+    expect(await store.findKeyByHash(record.keyHash)).toEqual(
+      stored({ ...record, scopes: ['a'], revokedAt: T0, createdBy: null, revokedBy: null }),
+    )
     expect(await store.listDeliveries(record.tenantId, [record.id])).toMatchObject([{ id: 'msg_old', endpointId: null, eventId: null }])
     expect(await store.listEvents({ tenantId: record.tenantId, limit: 10 })).toEqual([])
     await store.close()
