@@ -151,7 +151,7 @@ export function writesTable(order: Scenario[], writes: Map<string, ServerStats>,
   return [
     table(rows),
     `writes = bulk usage writes (one transaction each, every key buffered since the last flush); flush interval ${FLUSH_INTERVAL_MS} ms;`,
-    'SQL stmts = write statements the driver sent for those writes (one each: the daily counts and last_used_at go in one statement);',
+    "SQL stmts = write statements the driver sent for those writes (one each: the daily counts and each day's last use go in one statement);",
     'min gap = shortest time between two writes of one server; "stored = counted": the requests the server counted, read back from the store after a final flush',
     "(servers presented every key of their store: the whole store's usage, and its latest last_used_at).",
     `client 2xx = valid-key answers the load generator saw; the server counts those plus any still in flight when a run stopped (at most ${options.connections} a run; (!) marks a count outside that).`,

@@ -210,6 +210,41 @@ describe.skipIf(!hasRedis)('RedisLimiter', () => {
     }
   })
 
+  it('answers a batch of requests sharing keys exactly as the local limiter answers them one by one', async () => {
+    // The script reads a key the batch shares once and writes it once, at the end: each request
+    // must still see what the requests before it in the batch did. Two keys share a tenant limit.
+    const redis = redisLimiter(freshRedisPrefix())
+    const local = new LocalRateLimiter()
+    const tenantLimits = [{ name: 'minute', limit: 14, windowMs: 60_000 }]
+    const keys = [
+      limitSubjects({ id: 'k11a', tenantId: 't11', rateLimits: [{ name: 'burst', limit: 4, windowMs: 1000 }] }, tenantLimits),
+      limitSubjects({ id: 'k11b', tenantId: 't11', rateLimits: [{ name: 'slow', limit: 5, windowMs: 7000 }] }, tenantLimits),
+    ]
+    let seed = 11
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
+      return seed / 2 ** 31
+    }
+    let now = Date.parse('2026-03-01T12:00:00.011Z')
+    const strip = (result: LimitResult) => JSON.parse(JSON.stringify(result))
+    let refusals = 0
+    for (let group = 0; group < 40; group++) {
+      const requests = Array.from({ length: 1 + Math.floor(random() * 8) }, () => {
+        now += Math.floor(random() * 300)
+        return { subjects: keys[Math.floor(random() * 2)] as ReturnType<typeof limitSubjects>, cost: 1 + Math.floor(random() * 2), now }
+      })
+      // One event-loop turn: the group leaves as one script call.
+      const answers = await Promise.all(requests.map((request) => redis.consume(request.subjects, request.cost, request.now)))
+      for (const [index, request] of requests.entries()) {
+        const expected = strip(local.consume(request.subjects, request.cost, request.now))
+        if (!expected.ok) refusals++
+        expect(strip(answers[index] as LimitResult)).toEqual(expected)
+      }
+    }
+    // The sequence has refusals by both limits, so it shows a refused request changing nothing.
+    expect(refusals).toBeGreaterThan(10)
+  })
+
   it('opens its own connection from a host’s ioredis client and leaves that client open', async () => {
     const hostClient = inspector()
     const prefix = freshRedisPrefix()

@@ -82,65 +82,86 @@ export interface RedisLimiterOptions {
 // 3 credit counter missing), the refused limit's number, credits left (-1 without credits), then
 // per limit: remaining, reset ms, retry ms.
 const CONSUME_SCRIPT = `
+-- What the batch has read and changed, per Redis key: a key several requests of the batch share
+-- (a busy key's limits and credits) is read once and written once, at the end. Each request still
+-- sees exactly what it would have read had the requests before it written theirs.
+local windows, windowOrder = {}, {}
+local counters, counterOrder = {}, {}
+
+local function window(key)
+  local state = windows[key]
+  if state then return state end
+  state = { held = {}, touched = {}, admitted = false }
+  local fields = redis.call('HGETALL', key)
+  for j = 1, #fields, 2 do
+    if fields[j] == 't' then
+      state.latest = tonumber(fields[j + 1])
+    else
+      state.held[tonumber(fields[j])] = tonumber(fields[j + 1])
+    end
+  end
+  windows[key] = state
+  windowOrder[#windowOrder + 1] = key
+  return state
+end
+
+-- The credit counter, or nil when it does not exist (and no seed, < 0, to start it from).
+local function counter(key, seed, ttl)
+  local state = counters[key]
+  if state then return state end
+  local held = redis.call('GET', key)
+  if not held then
+    if tonumber(seed) < 0 then return nil end
+    redis.call('SET', key, seed, 'PX', ttl)
+    held = seed
+  end
+  state = { value = tonumber(held), changed = false }
+  counters[key] = state
+  counterOrder[#counterOrder + 1] = key
+  return state
+end
+
 local function consume(k, a)
   local limits = tonumber(ARGV[a])
   local creditMode = ARGV[a + 1]
   local now = tonumber(ARGV[a + 2])
   local cost = tonumber(ARGV[a + 3])
-  local seed = tonumber(ARGV[a + 4])
   local ttl = ARGV[a + 5]
-  local clocks, firsts, currents, counts, used = {}, {}, {}, {}, {}
+  local states, clocks, firsts, currents, used = {}, {}, {}, {}, {}
   local refused = 0
   for i = 1, limits do
-    local key = KEYS[k + i - 1]
     local base = a + 6 + (i - 1) * 3
     local limit = tonumber(ARGV[base])
-    local window = tonumber(ARGV[base + 1])
+    local span = tonumber(ARGV[base + 1])
     local bucket = tonumber(ARGV[base + 2])
-    local fields = redis.call('HGETALL', key)
+    local state = window(KEYS[k + i - 1])
     local clock = now
-    for j = 1, #fields, 2 do
-      if fields[j] == 't' then
-        local latest = tonumber(fields[j + 1])
-        if latest > clock then clock = latest end
-      end
-    end
-    local first = math.floor((clock - window) / bucket)
-    local held = {}
+    if state.latest and state.latest > clock then clock = state.latest end
+    local first = math.floor((clock - span) / bucket)
     local sum = 0
-    for j = 1, #fields, 2 do
-      local field = fields[j]
-      if field ~= 't' then
-        local index = tonumber(field)
-        if index < first then
-          redis.call('HDEL', key, field)
-        else
-          local count = tonumber(fields[j + 1])
-          held[index] = count
-          sum = sum + count
-        end
+    for index, count in pairs(state.held) do
+      if index < first then
+        state.held[index] = nil
+        state.touched[index] = true
+      else
+        sum = sum + count
       end
     end
+    states[i] = state
     clocks[i] = clock
     firsts[i] = first
     currents[i] = math.floor(clock / bucket)
-    counts[i] = held
     used[i] = sum
     if refused == 0 and sum + cost > limit then refused = i end
   end
   local credits = -1
-  local creditKey = KEYS[k + limits]
+  local credit = nil
   if creditMode == '1' then
-    if seed < 0 then
-      -- No seed given: a missing counter is reported (status 3), so the caller can read what the
-      -- database says is left, fresh, and ask again with it as the seed.
-      local held = redis.call('GET', creditKey)
-      if not held then return {3, 0, -1} end
-      credits = tonumber(held)
-    else
-      redis.call('SET', creditKey, ARGV[a + 4], 'NX', 'PX', ttl)
-      credits = tonumber(redis.call('GET', creditKey))
-    end
+    -- No seed given (seed < 0): a missing counter is reported (status 3), so the caller can read
+    -- what the database says is left, fresh, and ask again with it as the seed.
+    credit = counter(KEYS[k + limits], ARGV[a + 4], ttl)
+    if not credit then return {3, 0, -1} end
+    credits = credit.value
   end
   local status = 0
   if credits >= 0 and credits < cost then
@@ -151,42 +172,44 @@ local function consume(k, a)
   if status == 0 then
     for i = 1, limits do
       local base = a + 6 + (i - 1) * 3
-      local key = KEYS[k + i - 1]
-      local field = string.format('%.0f', currents[i])
-      redis.call('HINCRBY', key, field, cost)
-      redis.call('HSET', key, 't', string.format('%.0f', clocks[i]))
-      redis.call('PEXPIRE', key, tonumber(ARGV[base + 1]) + tonumber(ARGV[base + 2]))
-      counts[i][currents[i]] = (counts[i][currents[i]] or 0) + cost
+      local state = states[i]
+      state.held[currents[i]] = (state.held[currents[i]] or 0) + cost
+      state.touched[currents[i]] = true
+      state.latest = clocks[i]
+      state.admitted = true
+      state.ttl = tonumber(ARGV[base + 1]) + tonumber(ARGV[base + 2])
       used[i] = used[i] + cost
     end
-    if credits >= 0 then
-      credits = redis.call('DECRBY', creditKey, cost)
-      redis.call('PEXPIRE', creditKey, ttl)
+    if credit then
+      credit.value = credit.value - cost
+      credit.changed = true
+      credit.ttl = ttl
+      credits = credit.value
     end
   end
   local out = {status, refused, credits}
   for i = 1, limits do
     local base = a + 6 + (i - 1) * 3
     local limit = tonumber(ARGV[base])
-    local window = tonumber(ARGV[base + 1])
+    local span = tonumber(ARGV[base + 1])
     local bucket = tonumber(ARGV[base + 2])
     local clock = clocks[i]
-    local held = counts[i]
-    local reset = window
+    local held = states[i].held
+    local reset = span
     for index = firsts[i], currents[i] do
       if (held[index] or 0) > 0 then
-        reset = (index + 1) * bucket + window - clock
+        reset = (index + 1) * bucket + span - clock
         break
       end
     end
     local retry = -1
     if i == refused then
-      retry = window
+      retry = span
       local left = used[i]
       for index = firsts[i], currents[i] do
         left = left - (held[index] or 0)
         if left + cost <= limit then
-          retry = (index + 1) * bucket + window - clock
+          retry = (index + 1) * bucket + span - clock
           break
         end
       end
@@ -207,6 +230,33 @@ for r = 1, tonumber(ARGV[1]) do
   for i = 1, #out do all[#all + 1] = out[i] end
   k = k + limits + (ARGV[a + 1] == '1' and 1 or 0)
   a = a + 6 + limits * 3
+end
+
+-- Each key written once: the buckets that changed (or expired), the latest admitted clock and the
+-- expiry of the last admitted request; a credit counter's value and expiry.
+for _, key in ipairs(windowOrder) do
+  local state = windows[key]
+  local set, gone = {}, {}
+  for index in pairs(state.touched) do
+    local field = string.format('%.0f', index)
+    if state.held[index] then
+      set[#set + 1] = field
+      set[#set + 1] = state.held[index]
+    else
+      gone[#gone + 1] = field
+    end
+  end
+  if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
+  if state.admitted then
+    set[#set + 1] = 't'
+    set[#set + 1] = string.format('%.0f', state.latest)
+    redis.call('HSET', key, unpack(set))
+    redis.call('PEXPIRE', key, state.ttl)
+  end
+end
+for _, key in ipairs(counterOrder) do
+  local state = counters[key]
+  if state.changed then redis.call('SET', key, string.format('%.0f', state.value), 'PX', state.ttl) end
 end
 return all
 `
@@ -260,7 +310,12 @@ export class RedisLimiter {
   #startup: Promise<void> | null | undefined
   readonly #subjectArgs = new WeakMap<LimitSubject, SubjectArgs>()
   /** Requests waiting for Redis, sent as one script call per batch (see `consume`). */
-  readonly #batcher = new Batcher<ConsumeRequest, LimitResult>((requests) => this.#consumeBatch(requests), MAX_BATCH)
+  readonly #batcher = new Batcher<ConsumeRequest, LimitResult>((requests) => this.#consumeBatch(requests), {
+    maxBatch: MAX_BATCH,
+    // Two calls out: Redis runs one script while this process reads the other's answer (measured:
+    // one rate limit 0.39 → 0.43× a key without limits; a third out gained nothing more).
+    maxOut: 2,
+  })
 
   constructor(options: RedisLimiterOptions) {
     this.#prefix = options.keyPrefix ?? 'keyward:'

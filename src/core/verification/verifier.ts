@@ -90,12 +90,15 @@ export class Verifier {
    * Misses of different keys at the same time go to the store together: one query per batch
    * (`findKeysByHash`), not one round trip per miss. A lone miss is one `findKeyByHash`.
    */
-  readonly #lookups = new Batcher<string, StoredKey | null>(async (keyHashes) => {
-    const store = await this.#runtime.openStore()
-    if (keyHashes.length === 1) return [await store.findKeyByHash(keyHashes[0] as string)]
-    const found = new Map((await store.findKeysByHash(keyHashes)).map((record) => [record.keyHash, record]))
-    return keyHashes.map((keyHash) => found.get(keyHash) ?? null)
-  }, MAX_LOOKUP_BATCH)
+  readonly #lookups = new Batcher<string, StoredKey | null>(
+    async (keyHashes) => {
+      const store = await this.#runtime.openStore()
+      if (keyHashes.length === 1) return [await store.findKeyByHash(keyHashes[0] as string)]
+      const found = new Map((await store.findKeysByHash(keyHashes)).map((record) => [record.keyHash, record]))
+      return keyHashes.map((keyHash) => found.get(keyHash) ?? null)
+    },
+    { maxBatch: MAX_LOOKUP_BATCH },
+  )
 
   constructor(runtime: Runtime) {
     this.#runtime = runtime
