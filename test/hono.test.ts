@@ -214,4 +214,52 @@ describe('rate-limit headers', () => {
     expect(served.headers.get('ratelimit-policy')).toBe('"burst";q=5;w=10')
     expect(served.headers.get('ratelimit')).toMatch(/^"burst";r=3;t=1[01]$/)
   })
+
+  it('hands them to Node with the handler’s headers: never changing those, a handler’s own RateLimit wins, a wrapped writeHead still runs', async () => {
+    const { kw } = await freshKeyward()
+    const limited = await kw.createKey(
+      { tenantId: 'acme' },
+      { name: 'limited', rateLimits: [{ name: 'burst', limit: 50, windowMs: 10_000 }] },
+    )
+    if (!limited.ok) throw new Error('create failed')
+    // One headers object shared by every response of a route (keyward must copy, not add to it).
+    const shared = { 'content-type': 'text/plain', 'x-shared': 'yes' }
+    const wrapped: number[] = []
+    const app = new Hono<{ Bindings: { outgoing: { writeHead: (...args: unknown[]) => unknown } } }>()
+      .use(async (c, next) => {
+        // Another library wrapping writeHead on the response (as on-headers does), before keyward.
+        const { outgoing } = c.env
+        const original = outgoing.writeHead
+        outgoing.writeHead = function (this: unknown, ...args: unknown[]) {
+          wrapped.push(args[0] as number)
+          return original.apply(this, args)
+        }
+        await next()
+      })
+      .use(apiKeyAuth({ keyward: kw }))
+      .get('/shared', () => new Response('shared', { headers: shared }))
+      .get('/own', (c) => c.text('own', 200, { RateLimit: '"mine";r=1' }))
+      .get('/empty', (c) => c.body(null, 204))
+      .get('/stream', () => new Response(new Blob(['streamed']).stream()))
+    const url = await serve(app)
+    const headers = { 'x-api-key': limited.value.key }
+    for (let round = 0; round < 2; round++) {
+      const answer = await fetch(`${url}/shared`, { headers })
+      expect(await answer.text()).toBe('shared')
+      expect(answer.headers.get('x-shared')).toBe('yes')
+      expect(answer.headers.get('ratelimit-policy')).toBe('"burst";q=50;w=10')
+      expect(answer.headers.get('ratelimit')).toMatch(/^"burst";r=4[89];t=1[01]$/)
+    }
+    expect(shared).toEqual({ 'content-type': 'text/plain', 'x-shared': 'yes' })
+    const own = await fetch(`${url}/own`, { headers })
+    expect(own.headers.get('ratelimit')).toBe('"mine";r=1')
+    expect(own.headers.get('ratelimit-policy')).toBe('"burst";q=50;w=10')
+    const empty = await fetch(`${url}/empty`, { headers })
+    expect(empty.status).toBe(204)
+    expect(empty.headers.get('ratelimit')).toMatch(/^"burst";r=46;t=1[01]$/)
+    const streamed = await fetch(`${url}/stream`, { headers })
+    expect(await streamed.text()).toBe('streamed')
+    expect(streamed.headers.get('ratelimit')).toMatch(/^"burst";r=45;t=1[01]$/)
+    expect(wrapped).toEqual([200, 200, 200, 204, 200])
+  })
 })

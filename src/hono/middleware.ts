@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler, Next } from 'hono'
 import { HTTPException } from 'hono/http-exception'
-import type { RequestFacts } from '../core/controls/enforcer.js'
+import type { LimitReport, RequestFacts } from '../core/controls/enforcer.js'
 import type { Keyward } from '../core/keyward.js'
 import type { VerifiedKey } from '../core/types.js'
 import type { Decision } from '../core/verification/decide.js'
@@ -15,7 +15,7 @@ import {
   rejectionAnswers,
   toResponse,
 } from '../http/problem.js'
-import { type HeaderTarget, setLimitHeaders } from '../http/ratelimit-headers.js'
+import { deferLimitHeaders, type NodeResponseLike, setLimitHeaders } from '../http/ratelimit-headers.js'
 import { type ControlOptions, requestFacts } from '../http/request-facts.js'
 import { defaultKeyward } from '../index.js'
 import { answerBeforeBody } from './body.js'
@@ -46,21 +46,21 @@ export interface ApiKeyAuthOptions<R = Context> extends KeyExtractionOptions, Co
 /** What `@hono/node-server` puts in `c.env`: Node's own request and response (typed here so keyward need not import them). */
 interface NodeBindings {
   incoming?: { headers: Record<string, string | string[] | undefined> }
-  outgoing?: HeaderTarget & { headersSent: boolean }
+  outgoing?: NodeResponseLike
 }
 
 /**
- * Where a response header the middleware adds goes. Served by `@hono/node-server`, straight onto
- * Node's response: `writeHead` merges headers set this way with the handler's, whatever Response
- * it returns (or `app.onError` makes). `c.header()` would instead make Hono build a `Headers`
- * object for the handler's response, and node-server convert it back, on every request of a
- * limited key (about a tenth of the throughput). Anywhere else, `c.header()`; either way the
- * client gets the same headers, but on node-server they are not in `c.res.headers`.
+ * A limited key's RateLimit headers. Served by `@hono/node-server`, they go to Node's response,
+ * handed to its `writeHead` with the handler's own headers, whatever Response the handler returns
+ * (or `app.onError` makes). `c.header()` would instead make Hono build a `Headers` object for the
+ * handler's response, and node-server convert it back, on every request of a limited key (about a
+ * tenth of the throughput). Anywhere else, `c.header()`; either way the client gets the same
+ * headers, but on node-server they are not in `c.res.headers`.
  */
-function headerTarget(c: Context): HeaderTarget {
+function limitHeaders(c: Context, report: LimitReport): void {
   const outgoing = (c.env as NodeBindings | undefined)?.outgoing
-  if (outgoing !== undefined && typeof outgoing.setHeader === 'function' && !outgoing.headersSent) return outgoing
-  return { setHeader: (name, value) => c.header(name, value) }
+  if (outgoing !== undefined && typeof outgoing.writeHead === 'function' && !outgoing.headersSent) deferLimitHeaders(report, outgoing)
+  else setLimitHeaders(report, { setHeader: (name, value) => c.header(name, value) })
 }
 
 /**
@@ -102,7 +102,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler<{
   const admit = (c: Context, next: Next, decision: Decision): Promise<void> => {
     if (!decision.ok) return reject(c, refusalAnswer(decision, answers, realm, identity))
     // A limited key's every answer, 2xx included, tells its limits (IETF RateLimit headers).
-    if (decision.limits !== undefined) setLimitHeaders(decision.limits, headerTarget(c))
+    if (decision.limits !== undefined) limitHeaders(c, decision.limits)
     c.set('apiKey', decision.key)
     return next()
   }
