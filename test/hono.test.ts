@@ -190,14 +190,17 @@ describe('typing of c.var.apiKey', () => {
   })
 })
 
+/** A key of tenant acme with one limit, `burst`: `limit` requests per 10 s. */
+async function limitedKey(kw: Keyward, limit: number) {
+  const created = await kw.createKey({ tenantId: 'acme' }, { name: 'limited', rateLimits: [{ name: 'burst', limit, windowMs: 10_000 }] })
+  if (!created.ok) throw new Error('create failed')
+  return created
+}
+
 describe('rate-limit headers', () => {
   it('puts RateLimit-Policy and RateLimit on a 2xx both on @hono/node-server (Node response) and elsewhere (c.header)', async () => {
     const { kw } = await freshKeyward()
-    const limited = await kw.createKey(
-      { tenantId: 'acme' },
-      { name: 'limited', rateLimits: [{ name: 'burst', limit: 5, windowMs: 10_000 }] },
-    )
-    if (!limited.ok) throw new Error('create failed')
+    const limited = await limitedKey(kw, 5)
     const app = new Hono().use(apiKeyAuth({ keyward: kw })).get('/ping', (c) => c.text('ok'))
     const headers = { 'x-api-key': limited.value.key }
     // In process (app.request: no Node response to write to): through c.header().
@@ -217,11 +220,7 @@ describe('rate-limit headers', () => {
 
   it('hands them to Node with the handler’s headers: never changing those, a handler’s own RateLimit wins, a wrapped writeHead still runs', async () => {
     const { kw } = await freshKeyward()
-    const limited = await kw.createKey(
-      { tenantId: 'acme' },
-      { name: 'limited', rateLimits: [{ name: 'burst', limit: 50, windowMs: 10_000 }] },
-    )
-    if (!limited.ok) throw new Error('create failed')
+    const limited = await limitedKey(kw, 50)
     // One headers object shared by every response of a route (keyward must copy, not add to it).
     const shared = { 'content-type': 'text/plain', 'x-shared': 'yes' }
     const wrapped: number[] = []

@@ -24,6 +24,15 @@ function limiterWith(options: Parameters<typeof createLimiter>[0]): Limiter {
 
 const subject = (id: string, ...limits: RateLimit[]): LimitSubject => ({ id, limits: Object.freeze(limits) })
 
+/** The same sequence in [0, 1) every run (a linear congruential generator), so a failure repeats. */
+function seededRandom(seed: number): () => number {
+  let state = seed
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31
+    return state / 2 ** 31
+  }
+}
+
 /** Sum of the bucket fields of one limit's hash: what the limit has counted. */
 async function counted(prefix: string, subjectId: string, limit: RateLimit): Promise<number> {
   const fields = await inspector().hgetall(`${prefix}rl:${subjectId}:${limit.name}:${limit.windowMs}`)
@@ -194,11 +203,7 @@ describe.skipIf(!hasRedis)('RedisLimiter', () => {
       limitSubjects({ id: 'k7a', tenantId: 't7', rateLimits: [{ name: 'burst', limit: 3, windowMs: 1000 }] }, tenantLimits),
       limitSubjects({ id: 'k7b', tenantId: 't7', rateLimits: [{ name: 'slow', limit: 4, windowMs: 7000 }] }, tenantLimits),
     ]
-    let seed = 7
-    const random = () => {
-      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
-      return seed / 2 ** 31
-    }
+    const random = seededRandom(7)
     let now = Date.parse('2026-03-01T12:00:00.007Z')
     const strip = (result: LimitResult) => JSON.parse(JSON.stringify(result))
     for (let request = 0; request < 150; request++) {
@@ -220,11 +225,7 @@ describe.skipIf(!hasRedis)('RedisLimiter', () => {
       limitSubjects({ id: 'k11a', tenantId: 't11', rateLimits: [{ name: 'burst', limit: 4, windowMs: 1000 }] }, tenantLimits),
       limitSubjects({ id: 'k11b', tenantId: 't11', rateLimits: [{ name: 'slow', limit: 5, windowMs: 7000 }] }, tenantLimits),
     ]
-    let seed = 11
-    const random = () => {
-      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
-      return seed / 2 ** 31
-    }
+    const random = seededRandom(11)
     let now = Date.parse('2026-03-01T12:00:00.011Z')
     const strip = (result: LimitResult) => JSON.parse(JSON.stringify(result))
     let refusals = 0

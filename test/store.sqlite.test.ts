@@ -15,6 +15,14 @@ describeStoreContract('sqlite (a real file)', async () => {
   return { store: createSqliteStore({ url: path }), openAnother: async () => createSqliteStore({ url: path }) }
 })
 
+/** A new SQLite file migrated up to the migration named `last` (an older release's schema), open. */
+function databaseUpTo(last: string): { path: string; old: Database.Database } {
+  const path = tempSqlitePath()
+  const old = new Database(path)
+  migrate(drizzle(old), { migrationsFolder: migrationsUpTo('sqlite', last), migrationsTable: '__keyward_migrations' })
+  return { path, old }
+}
+
 describe('sqlite store', () => {
   it('writes a whole usage flush as one SQL statement, whatever the number of keys', async () => {
     const client = new Database(tempSqlitePath())
@@ -53,12 +61,8 @@ describe('sqlite store', () => {
   }, 120_000)
 
   it('upgrades a database made by the first migration without losing its keys or usage', async () => {
-    // The migrations folder as the first release shipped it: only 0000.
-    const firstRelease = migrationsUpTo('sqlite', '0000_')
-
-    const path = tempSqlitePath()
-    const old = new Database(path)
-    migrate(drizzle(old), { migrationsFolder: firstRelease, migrationsTable: '__keyward_migrations' })
+    // A database as the first release left it: only migration 0000.
+    const { path, old } = databaseUpTo('0000_')
     const record = makeRecord()
     old
       .prepare(
@@ -92,11 +96,7 @@ describe('sqlite store', () => {
   })
 
   it('upgrades a database of the release before the audit log (0000-0001) without losing keys or deliveries', async () => {
-    const before = migrationsUpTo('sqlite', '0001_')
-
-    const path = tempSqlitePath()
-    const old = new Database(path)
-    migrate(drizzle(old), { migrationsFolder: before, migrationsTable: '__keyward_migrations' })
+    const { path, old } = databaseUpTo('0001_')
     const record = makeRecord()
     old
       .prepare(
@@ -133,10 +133,7 @@ describe('sqlite store', () => {
   })
 
   it('upgrades a database of the release before 0005 (last use read from usage) without losing usage or last uses', async () => {
-    const before = migrationsUpTo('sqlite', '0004_')
-    const path = tempSqlitePath()
-    const old = new Database(path)
-    migrate(drizzle(old), { migrationsFolder: before, migrationsTable: '__keyward_migrations' })
+    const { path, old } = databaseUpTo('0004_')
     const used = makeRecord()
     const idle = makeRecord()
     const insert = old.prepare(
@@ -191,11 +188,7 @@ describe('sqlite store', () => {
   })
 
   it('upgrades a database of the release before key lineages (0000-0003): rotated pairs keep working, each key its own lineage', async () => {
-    const before = migrationsUpTo('sqlite', '0003_')
-
-    const path = tempSqlitePath()
-    const old = new Database(path)
-    migrate(drizzle(old), { migrationsFolder: before, migrationsTable: '__keyward_migrations' })
+    const { path, old } = databaseUpTo('0003_')
     // A pair rotated before lineages existed: the successor's lineage is its own id (null).
     const a = makeRecord()
     const b = makeRecord()

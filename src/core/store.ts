@@ -1,6 +1,9 @@
 import type { AuditEvent, ListEventsQuery, StoredEvent, WebhookEndpointRecord } from './audit/types.js'
 import type { ApiKeyRecord, AuditActor, KeyPatch, ListKeysQuery, UsageDay, UsageIncrement, WebhookDelivery } from './types.js'
 
+/** A key as the verification reads it: the whole row but its last use (see `findKeyByHash`). */
+export type StoredKey = Omit<ApiKeyRecord, 'lastUsedAt'>
+
 /**
  * What keyward needs from a database: the one contract every store implements and one suite
  * (test/contract/store-contract.ts) checks. Every method is one atomic step; no method does a
@@ -15,9 +18,6 @@ import type { ApiKeyRecord, AuditActor, KeyPatch, ListKeysQuery, UsageDay, Usage
  * Stores throw {@link StoreUnavailableError} when the database cannot be reached; anything else
  * they throw is a bug.
  */
-/** A key as the verification reads it: the whole row but its last use (see `findKeyByHash`). */
-export type StoredKey = Omit<ApiKeyRecord, 'lastUsedAt'>
-
 export interface KeyStore {
   /** A short name for logs and benchmarks, e.g. `sqlite` or `postgres`. */
   readonly dialect: string

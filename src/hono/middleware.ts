@@ -57,7 +57,7 @@ interface NodeBindings {
  * tenth of the throughput). Anywhere else, `c.header()`; either way the client gets the same
  * headers, but on node-server they are not in `c.res.headers`.
  */
-function limitHeaders(c: Context, report: LimitReport): void {
+function sendLimitHeaders(c: Context, report: LimitReport): void {
   const outgoing = (c.env as NodeBindings | undefined)?.outgoing
   if (outgoing !== undefined && typeof outgoing.writeHead === 'function' && !outgoing.headersSent) deferLimitHeaders(report, outgoing)
   else setLimitHeaders(report, { setHeader: (name, value) => c.header(name, value) })
@@ -102,7 +102,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler<{
   const admit = (c: Context, next: Next, decision: Decision): Promise<void> => {
     if (!decision.ok) return reject(c, refusalAnswer(decision, answers, realm, identity))
     // A limited key's every answer, 2xx included, tells its limits (IETF RateLimit headers).
-    if (decision.limits !== undefined) limitHeaders(c, decision.limits)
+    if (decision.limits !== undefined) sendLimitHeaders(c, decision.limits)
     c.set('apiKey', decision.key)
     return next()
   }

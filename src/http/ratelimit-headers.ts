@@ -92,7 +92,7 @@ function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000))
 }
 
-/** An sf-string (RFC 9651 §3.3.3): printable ASCII, `"` and `\\` escaped. Names are validated to a safe charset before they get here. */
+/** An sf-string (RFC 9651 §3.3.3): printable ASCII, `"` and `\` escaped. Names are validated to a safe charset before they get here. */
 function sfString(text: string): string {
   return `"${text.replace(/[^\x20-\x7e]/g, '').replace(/["\\]/g, '\\$&')}"`
 }

@@ -128,12 +128,14 @@ local function consume(k, a)
   local cost = tonumber(ARGV[a + 3])
   local ttl = ARGV[a + 5]
   local states, clocks, firsts, currents, used = {}, {}, {}, {}, {}
+  local caps, spans, buckets = {}, {}, {}
   local refused = 0
   for i = 1, limits do
     local base = a + 6 + (i - 1) * 3
     local limit = tonumber(ARGV[base])
     local span = tonumber(ARGV[base + 1])
     local bucket = tonumber(ARGV[base + 2])
+    caps[i], spans[i], buckets[i] = limit, span, bucket
     local state = window(KEYS[k + i - 1])
     local clock = now
     if state.latest and state.latest > clock then clock = state.latest end
@@ -171,13 +173,12 @@ local function consume(k, a)
   end
   if status == 0 then
     for i = 1, limits do
-      local base = a + 6 + (i - 1) * 3
       local state = states[i]
       state.held[currents[i]] = (state.held[currents[i]] or 0) + cost
       state.touched[currents[i]] = true
       state.latest = clocks[i]
       state.admitted = true
-      state.ttl = tonumber(ARGV[base + 1]) + tonumber(ARGV[base + 2])
+      state.ttl = spans[i] + buckets[i]
       used[i] = used[i] + cost
     end
     if credit then
@@ -189,10 +190,7 @@ local function consume(k, a)
   end
   local out = {status, refused, credits}
   for i = 1, limits do
-    local base = a + 6 + (i - 1) * 3
-    local limit = tonumber(ARGV[base])
-    local span = tonumber(ARGV[base + 1])
-    local bucket = tonumber(ARGV[base + 2])
+    local limit, span, bucket = caps[i], spans[i], buckets[i]
     local clock = clocks[i]
     local held = states[i].held
     local reset = span
