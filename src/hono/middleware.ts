@@ -106,8 +106,8 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler<{
     c.set('apiKey', decision.key)
     return next()
   }
-  // Not an async function: a cache hit calls next() with no promise of its own, and a rejection is
-  // thrown synchronously, which Hono's compose catches without a rejected promise in between.
+  // Not an async function: a cache hit calls next() with no promise of its own (see `reject` for
+  // why a rejection is a rejected promise rather than a throw).
   return function apiKeyAuthMiddleware(c, next) {
     const presented = extract(c, requestHeader)
     if (presented === undefined) return reject(c, answers.missing_api_key)
@@ -161,17 +161,24 @@ export function spendCredits(c: Context, amount: number): Promise<{ charged: num
 }
 
 /**
- * Rejects as Hono's own `bearerAuth` does: throws an `HTTPException` carrying the ready answer, so
- * a host's `app.onError` sees it. A body the request may carry is drained first (bounded), so the
+ * Rejects as Hono's own `bearerAuth` does, with an `HTTPException` carrying the ready answer, so a
+ * host's `app.onError` sees it. A body the request may carry is drained first (bounded), so the
  * connection stays usable (`answerBeforeBody`); a request without one is rejected at once.
+ *
+ * The exception is handed back as a rejected promise, not thrown: Hono awaits the middleware
+ * either way and its `app.onError` gets the same exception. A `throw` costs more here than the
+ * rest of a rejection: code called from Node's HTTP parser runs with no C++ `TryCatch` around it,
+ * so V8 builds a message object (the throw's source location) for every throw, caught or not.
+ * Measured over real HTTP with a host `onError`: a thrown rejection ran at 0.72–0.75× the
+ * throughput of a middleware returning the same answer, a rejected promise at 0.89–0.92×.
  */
 function reject(c: Context, answer: HttpAnswer): Promise<never> {
   // Without a body there is nothing to drain: the common case builds no Response and no Headers here.
   const method = c.req.method
-  if (method === 'GET' || method === 'HEAD') throw keyRejection(answer, answer.headers)
+  if (method === 'GET' || method === 'HEAD') return Promise.reject(keyRejection(answer, answer.headers))
   const drained = answerBeforeBody(c, toResponse(answer))
   if (drained instanceof Promise) return drained.then((response) => Promise.reject(keyRejection(answer, response.headers)))
-  throw keyRejection(answer, drained.headers)
+  return Promise.reject(keyRejection(answer, drained.headers))
 }
 
 /**
