@@ -150,6 +150,41 @@ describe('rejections and the host’s onError', () => {
       expect(await answer(a), path).toEqual(plain)
     }
   })
+
+  it('rejects with a rejected promise, never a synchronous throw, also as the only handler of a path', async () => {
+    const { kw, readerKey } = await freshKeyward()
+    const outcomes: string[] = []
+    const app = new Hono()
+    // A host middleware that calls keyward's itself: a synchronous throw would land in its catch.
+    app.use('/wrapped/*', (c, next) => {
+      let returned: Promise<unknown>
+      try {
+        returned = apiKeyAuth({ keyward: kw })(c, next) as Promise<unknown>
+      } catch {
+        outcomes.push('threw')
+        return c.text('threw', 500)
+      }
+      return returned.then(
+        () => outcomes.push('resolved'),
+        (error) => {
+          outcomes.push(error instanceof HTTPException ? `rejected ${error.status}` : 'rejected other')
+          throw error
+        },
+      )
+    })
+    app.get('/wrapped/me', (c) => c.text('ok'))
+    app.get('/wrapped/scoped', requireScopes('orders:write'), (c) => c.text('ok'))
+    // No route under /only: keyward is the one handler Hono matches, which it calls outside compose.
+    app.use('/only/*', apiKeyAuth({ keyward: kw }))
+    const url = await serve(app)
+    expect((await fetch(`${url}/wrapped/me`, { headers: { 'x-api-key': 'sk_live_nope' } })).status).toBe(401)
+    expect((await fetch(`${url}/wrapped/me`, { headers: { 'x-api-key': readerKey } })).status).toBe(200)
+    expect((await fetch(`${url}/wrapped/scoped`, { headers: { 'x-api-key': readerKey } })).status).toBe(403)
+    expect(outcomes).toEqual(['rejected 401', 'resolved', 'resolved'])
+    const only = await fetch(`${url}/only/anything`)
+    expect(only.status).toBe(401)
+    expect(await readJson(only)).toMatchObject({ code: 'missing_api_key' })
+  })
 })
 
 describe('typing of c.var.apiKey', () => {
