@@ -4,7 +4,7 @@ import { HTTPException } from 'hono/http-exception'
 import type { JSONParsed } from 'hono/utils/types'
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
 import type { KeyStatus, VerifiedKey } from '../src/core/types.js'
-import { apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
+import { type ApiKeyVariables, apiKeyAuth, createKeysRouter, requireScopes } from '../src/hono/index.js'
 import type { CreatedKeyObject, KeyObject } from '../src/http/serialize.js'
 import { type Keyward, keyward } from '../src/index.js'
 import { readJson } from './helpers/http.js'
@@ -154,18 +154,21 @@ describe('rejections and the host’s onError', () => {
   it('rejects with a rejected promise, never a synchronous throw, also as the only handler of a path', async () => {
     const { kw, readerKey } = await freshKeyward()
     const outcomes: string[] = []
-    const app = new Hono()
+    const app = new Hono<{ Variables: ApiKeyVariables }>()
+    const guard = apiKeyAuth({ keyward: kw })
     // A host middleware that calls keyward's itself: a synchronous throw would land in its catch.
     app.use('/wrapped/*', (c, next) => {
-      let returned: Promise<unknown>
+      let returned: Promise<Response | undefined | void>
       try {
-        returned = apiKeyAuth({ keyward: kw })(c, next) as Promise<unknown>
+        returned = guard(c, next)
       } catch {
         outcomes.push('threw')
-        return c.text('threw', 500)
+        return Promise.resolve(c.text('threw', 500))
       }
       return returned.then(
-        () => outcomes.push('resolved'),
+        () => {
+          outcomes.push('resolved')
+        },
         (error) => {
           outcomes.push(error instanceof HTTPException ? `rejected ${error.status}` : 'rejected other')
           throw error
