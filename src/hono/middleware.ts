@@ -166,10 +166,10 @@ export function spendCredits(c: Context, amount: number): Promise<{ charged: num
  * connection stays usable (`answerBeforeBody`); a request without one is rejected at once.
  *
  * The exception is handed back as a rejected promise, not thrown: Hono awaits the middleware
- * either way and its `app.onError` gets the same exception. A `throw` costs more here than the
- * rest of a rejection: code called from Node's HTTP parser runs with no C++ `TryCatch` around it,
- * so V8 builds a message object (the throw's source location) for every throw, caught or not.
- * Measured over real HTTP with a host `onError`: a thrown rejection ran at 0.77× the throughput
+ * either way and its `app.onError` gets the same exception. A `throw` is dear here: code called
+ * from Node's HTTP parser runs with no C++ `TryCatch` around it, and there V8 records where every
+ * throw happened, caught or not (a caught throw measured 1.2 µs from a callback, 0.2 µs in a plain
+ * loop). Measured over real HTTP with a host `onError`: a thrown rejection ran at 0.77× the throughput
  * of a middleware returning the same answer, a rejected promise at 0.88× (medians of five rounds).
  */
 function reject(c: Context, answer: HttpAnswer): Promise<never> {
