@@ -66,6 +66,9 @@ function bytewise(column: AnyPgColumn): SQL {
 
 const keyIdBytewise = bytewise(apiKeys.id)
 
+/** The verification read's columns: every one but `last_used_at` (see `StoredKey`). */
+const storedKeyRow = storedKeyColumns(getTableColumns(apiKeys))
+
 /** Every column of a key, with its `last_used_at` as recorded in api_key_usage (see `latestUse`). */
 const keyRow = {
   ...getTableColumns(apiKeys),
@@ -90,13 +93,13 @@ export class PostgresStore implements KeyStore {
   ) {
     this.#migrationPending = migrationPending
     this.#findByHash = db
-      .select(storedKeyColumns(getTableColumns(apiKeys)))
+      .select(storedKeyRow)
       .from(apiKeys)
       .where(eq(apiKeys.keyHash, sql.placeholder('keyHash')))
       .prepare('keyward_find_key_by_hash')
     // One array parameter, so every batch size shares one prepared statement.
     this.#findByHashes = db
-      .select(storedKeyColumns(getTableColumns(apiKeys)))
+      .select(storedKeyRow)
       .from(apiKeys)
       .where(sql`${apiKeys.keyHash} = any(${sql.placeholder('keyHashes')}::text[])`)
       .prepare('keyward_find_keys_by_hash')

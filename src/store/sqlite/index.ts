@@ -130,6 +130,9 @@ function guard<T>(work: () => T): Promise<T> {
   }
 }
 
+/** The verification read's columns: every one but `last_used_at` (see `StoredKey`). */
+const storedKeyRow = storedKeyColumns(getTableColumns(apiKeys))
+
 /** Every column of a key, with its `last_used_at` as recorded in api_key_usage (see `latestUse`). */
 const keyRow = {
   ...getTableColumns(apiKeys),
@@ -147,7 +150,7 @@ export class SqliteStore implements KeyStore {
     private readonly owned: boolean,
   ) {
     this.#findByHash = db
-      .select(storedKeyColumns(getTableColumns(apiKeys)))
+      .select(storedKeyRow)
       .from(apiKeys)
       .where(eq(apiKeys.keyHash, sql.placeholder('keyHash')))
       .prepare()
