@@ -11,16 +11,22 @@ import { hash } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { eq, getTableColumns, sql } from 'drizzle-orm'
 import type { Keyward } from '../src/core/keyward.js'
 import { keyward } from '../src/index.js'
+import { verificationColumns } from '../src/store/conditions.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
-import { seedSqlite } from './fixtures.js'
+import { apiKeys } from '../src/store/sqlite/schema.js'
+import { cachedKeySet, cachedSqlite, seedSqlite } from './fixtures.js'
 import { log } from './log.js'
 import type { Options } from './options.js'
 import { fixed, median, table, thousands } from './stats.js'
 
 const YIELD_EVERY = 10_000
 const TARGET = 2
+/** Store reads per run of the miss-read comparison (a read costs about 10 µs, a hit 0.5 µs). */
+const READS_PER_RUN = 50_000
 
 interface Timing {
   nsPerCall: number
@@ -125,12 +131,82 @@ export async function runMicro(options: Options, interrupted: () => boolean): Pr
         `  ${verdict}  ${`cache hit ≤ ${TARGET}× the minimal check`.padEnd(48)} ${fixed(ratio, 3)}×`,
       ].join('\n')}\n`,
     )
+    const reads = interrupted() ? undefined : missReads(options, interrupted)
+    if (reads !== undefined) process.stdout.write(`\n${reads.report}\n`)
     if (options.json !== undefined) {
-      writeFileSync(options.json, `${JSON.stringify({ options, micro: { minimal, verifyFast: verify, ratios, differences } }, null, 2)}\n`)
+      writeFileSync(
+        options.json,
+        `${JSON.stringify({ options, micro: { minimal, verifyFast: verify, ratios, differences, missReads: reads?.timings } }, null, 2)}\n`,
+      )
       log(`raw figures written to ${options.json}`)
     }
   } finally {
     await kw?.close()
     rmSync(runDir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * What a cache miss's store read costs on SQLite, outside HTTP: the verification read
+ * (`findKeyByHash`) of keys drawn at random from the beyond-the-cache store (200,000 keys, 95 MB),
+ * against two references in interleaved rounds, on one connection with keyward's own pragmas:
+ * - the driver alone: the same SQL through better-sqlite3, rows as arrays, nothing decoded;
+ * - the read keyward made before 2026-11-30: drizzle's select of every column but the last use.
+ */
+function missReads(options: Options, interrupted: () => boolean): { report: string; timings: Record<string, number[]> } {
+  const keySet = cachedKeySet(options.cacheDir, options.missKeys, log)
+  const { path } = cachedSqlite(options.cacheDir, options.missKeys, log, keySet)
+  const client = new Database(path, { readonly: true })
+  try {
+    client.pragma('mmap_size = 268435456')
+    client.pragma('cache_size = -16384')
+    const store = createSqliteStore({ database: client, migrate: false })
+    const hashes = keySet.keys.map((key) => hash('sha256', key, 'hex'))
+    const { lastUsedAt: _unread, ...everyColumnButLastUse } = getTableColumns(apiKeys)
+    const byHash = eq(apiKeys.keyHash, sql.placeholder('keyHash'))
+    const before = store.db.select(everyColumnButLastUse).from(apiKeys).where(byHash).prepare()
+    const driver = client
+      .prepare<[string], unknown[]>(
+        store.db
+          .select(verificationColumns(getTableColumns(apiKeys)))
+          .from(apiKeys)
+          .where(byHash)
+          .toSQL().sql,
+      )
+      .raw()
+    const variants: [string, (keyHash: string) => unknown][] = [
+      ['driver', (keyHash) => driver.get(keyHash)],
+      ['keyward', (keyHash) => store.findKeyByHash(keyHash)],
+      ['before', (keyHash) => before.get({ keyHash })],
+    ]
+    const time = (read: (keyHash: string) => unknown): number => {
+      let found = 0
+      const started = process.hrtime.bigint()
+      for (let i = 0; i < READS_PER_RUN; i++) if (read(hashes[Math.floor(Math.random() * hashes.length)] as string) != null) found++
+      const ns = Number(process.hrtime.bigint() - started) / READS_PER_RUN
+      if (found !== READS_PER_RUN) throw new Error(`bench: ${READS_PER_RUN - found} reads found no row`)
+      return ns
+    }
+    for (const [, read] of variants) time(read)
+    const timings: Record<string, number[]> = { driver: [], keyward: [], before: [] }
+    for (let round = 0; round < options.rounds && !interrupted(); round++) {
+      for (const [name, read] of variants) timings[name]?.push(time(read))
+    }
+    const ratio = (name: string) => median((timings[name] ?? []).map((ns, i) => ns / (timings.driver?.[i] ?? Number.NaN)))
+    const ns = (name: string) => fixed(median(timings[name] ?? []), 0)
+    const rows = [
+      [`read of one key by hash, SQLite, a random key of ${thousands(options.missKeys)}`, 'ns/read', '× driver'],
+      ['the driver alone: the same SQL, rows as arrays, nothing decoded', ns('driver'), '1.00'],
+      ["keyward's verification read (findKeyByHash)", ns('keyward'), fixed(ratio('keyward'), 2)],
+      ['before 2026-11-30: drizzle, every column but the last use', ns('before'), fixed(ratio('before'), 2)],
+    ]
+    const report = [
+      `Cache-miss reads: ${timings.driver?.length ?? 0} interleaved rounds × ${thousands(READS_PER_RUN)} reads; × driver: median of same-round ratios.`,
+      '',
+      table(rows),
+    ].join('\n')
+    return { report, timings }
+  } finally {
+    client.close()
   }
 }

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { generateKey, hashKey, newId } from '../../src/core/key-format.js'
 import { statusOf } from '../../src/core/records.js'
-import type { KeyStore, StoredKey } from '../../src/core/store.js'
+import { type KeyStore, type StoredKey, VERIFICATION_FIELDS } from '../../src/core/store.js'
 import type { ApiKeyRecord, KeyStatus, WebhookDelivery } from '../../src/core/types.js'
 import { describeAuditStoreContract } from './audit-store-contract.js'
 
@@ -35,9 +35,9 @@ export async function expectRotatedPairUpgraded(store: KeyStore, a: ApiKeyRecord
   expect(rotated.ok && rotated.newKey).toMatchObject({ lineageId: b.id, creditsRemaining: 7 })
 }
 
-/** A record as the verification reads return it: without its last use (`StoredKey`). */
-export function stored({ lastUsedAt: _unread, ...key }: ApiKeyRecord): StoredKey {
-  return key
+/** A record as the verification reads return it: its `VERIFICATION_FIELDS` and nothing else (`StoredKey`). */
+export function stored(record: ApiKeyRecord): StoredKey {
+  return Object.fromEntries(VERIFICATION_FIELDS.map((field) => [field, record[field]])) as StoredKey
 }
 
 export function makeRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
@@ -139,9 +139,26 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         nextRotationAt: at(30 * 86400),
         rotationWebhookUrl: 'https://example.test/hook',
         rotationWebhookSecret: 'whsec_abc',
+        // Every kind of value the verification read decodes: timestamps, JSON, text, integers.
+        revokedAt: at(7),
+        disabledAt: at(5),
+        replacedByKeyId: 'key_next',
+        graceExpiresAt: at(60),
+        lineageId: 'key_first',
+        rateLimits: [{ name: 'burst', limit: 10, windowMs: 1000 }],
+        allowedIps: ['203.0.113.0/24', '2001:db8::/32'],
+        creditsRemaining: 40,
+        creditsRefillAmount: 50,
+        creditsRefillInterval: 'day',
+        creditsRefilledAt: at(0),
+        creditsVersion: 3,
       })
       await store.insertKey(record)
-      expect(await store.findKeyByHash(record.keyHash)).toEqual(stored(record))
+      const verified = await store.findKeyByHash(record.keyHash)
+      expect(verified).toEqual(stored(record))
+      // Only what verification needs: not the rotation webhook's secret, not the key's last use.
+      expect(Object.keys(verified ?? {}).sort()).toEqual([...VERIFICATION_FIELDS].sort())
+      expect(await store.findKeysByHash([record.keyHash])).toEqual([stored(record)])
       expect(await store.findKey('tenant_a', record.id)).toEqual(record)
     })
 

@@ -40,9 +40,9 @@ import {
   patchColumns,
   rotatableCondition,
   sameSetting,
-  storedKeyColumns,
   usageRows,
   usageSince,
+  verificationColumns,
 } from '../conditions.js'
 import { guard, isUnavailable, retryOnDeadlock } from './errors.js'
 import { CHANGES_CHANNEL, ChangeListener } from './listener.js'
@@ -66,8 +66,8 @@ function bytewise(column: AnyPgColumn): SQL {
 
 const keyIdBytewise = bytewise(apiKeys.id)
 
-/** The verification read's columns: every one but `last_used_at` (see `StoredKey`). */
-const storedKeyRow = storedKeyColumns(getTableColumns(apiKeys))
+/** The verification read's columns (see `VERIFICATION_FIELDS`). */
+const storedKeyRow = verificationColumns(getTableColumns(apiKeys))
 
 /** Every column of a key, with its `last_used_at` as recorded in api_key_usage (see `latestUse`). */
 const keyRow = {

@@ -41,11 +41,12 @@ import {
   listCondition,
   patchColumns,
   rotatableCondition,
+  rowDecoder,
   sameSetting,
-  storedKeyColumns,
   unlocked,
   usageRows,
   usageSince,
+  verificationColumns,
 } from '../conditions.js'
 import { sqlitePathFromUrl } from '../open.js'
 import * as schema from './schema.js'
@@ -130,8 +131,9 @@ function guard<T>(work: () => T): Promise<T> {
   }
 }
 
-/** The verification read's columns: every one but `last_used_at` (see `StoredKey`). */
-const storedKeyRow = storedKeyColumns(getTableColumns(apiKeys))
+/** The verification read's columns (see `VERIFICATION_FIELDS`). */
+const storedKeyRow = verificationColumns(getTableColumns(apiKeys))
+const decodeStoredKey = rowDecoder<StoredKey>(storedKeyRow)
 
 /** Every column of a key, with its `last_used_at` as recorded in api_key_usage (see `latestUse`). */
 const keyRow = {
@@ -141,7 +143,8 @@ const keyRow = {
 
 export class SqliteStore implements KeyStore {
   readonly dialect = 'sqlite'
-  readonly #findByHash
+  /** The verification read: drizzle's SQL, run as an array-row statement and decoded by `decodeStoredKey`. */
+  readonly #findByHash: Database.Statement<[string], unknown[]>
 
   constructor(
     /** The drizzle instance, for host apps that want to query keyward's tables themselves. */
@@ -149,11 +152,17 @@ export class SqliteStore implements KeyStore {
     private readonly client: Database.Database,
     private readonly owned: boolean,
   ) {
-    this.#findByHash = db
+    const query = db
       .select(storedKeyRow)
       .from(apiKeys)
       .where(eq(apiKeys.keyHash, sql.placeholder('keyHash')))
-      .prepare()
+      .toSQL()
+    this.#findByHash = client.prepare<[string], unknown[]>(query.sql).raw()
+  }
+
+  #readByHash(keyHash: string): StoredKey | null {
+    const row = this.#findByHash.get(keyHash)
+    return row === undefined ? null : decodeStoredKey(row)
   }
 
   insertKey(record: ApiKeyRecord, audit?: AuditWrite): Promise<void> {
@@ -174,15 +183,15 @@ export class SqliteStore implements KeyStore {
   }
 
   findKeyByHash(keyHash: string): Promise<StoredKey | null> {
-    return guard(() => (this.#findByHash.get({ keyHash }) as StoredKey | undefined) ?? null)
+    return guard(() => this.#readByHash(keyHash))
   }
 
   findKeysByHash(keyHashes: readonly string[]): Promise<StoredKey[]> {
     // Point lookups on the unique index, in one synchronous call: no round trips to save here.
     return guard(() =>
       keyHashes.flatMap((keyHash) => {
-        const row = this.#findByHash.get({ keyHash }) as StoredKey | undefined
-        return row === undefined ? [] : [row]
+        const row = this.#readByHash(keyHash)
+        return row === null ? [] : [row]
       }),
     )
   }
