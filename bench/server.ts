@@ -71,6 +71,11 @@ export interface ServerStats {
   sqlUsageStatements: number | null
   /** When each usage write started (ms since the server started). */
   writeTimesMs: number[]
+  /**
+   * The longest usage write (wall ms) and its rows. An SQLite write is synchronous: the event loop
+   * serves no request meanwhile. A PostgreSQL write waits on the network, serving requests.
+   */
+  longestWrite: { ms: number; rows: number }
   /** CPU time this process has used (user + system, µs). */
   cpuUs: number
   /** `process.memoryUsage().rss` when the stats were taken, bytes. */
@@ -99,6 +104,7 @@ const stats: ServerStats = {
   sqlWriteStatements: null,
   sqlUsageStatements: null,
   writeTimesMs: [],
+  longestWrite: { ms: 0, rows: 0 },
   cpuUs: 0,
   rssBytes: 0,
 }
@@ -171,12 +177,15 @@ function countUsageWrites(store: KeyStore): KeyStore {
       if (seen.has(row)) stats.usageDuplicateRows++
       seen.add(row)
     }
-    stats.writeTimesMs.push(Math.round(performance.now()))
+    const started = performance.now()
+    stats.writeTimesMs.push(Math.round(started))
     usageWritesInFlight++
     try {
       return await recordUsage(increments)
     } finally {
       usageWritesInFlight--
+      const ms = performance.now() - started
+      if (ms > stats.longestWrite.ms) stats.longestWrite = { ms, rows: increments.length }
     }
   }
   return store
