@@ -1,7 +1,9 @@
 /** The printed report: the run's header, the throughput table, the usage-writes table, CPU profiles. */
+
 import { readdirSync, readFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
+import { OFF_THREAD_USAGE_ROWS } from '../src/store/sqlite/index.js'
 import type { Figures, Running } from './measure.js'
 import type { Options } from './options.js'
 import { topSelfTime } from './profile.js'
@@ -114,6 +116,7 @@ export function writesTable(order: Scenario[], writes: Map<string, ServerStats>,
       'stmts/1k req',
       'min gap ms',
       'longest ms (rows)',
+      'loop max ms',
       'stored = counted',
       'last_used_at',
     ],
@@ -131,11 +134,14 @@ export function writesTable(order: Scenario[], writes: Map<string, ServerStats>,
       server === undefined ? '?' : thousands(server.seen2xx),
       `${thousands(stats.usageRequests)}${server !== undefined && !countedEverything(server, stats, options.connections) ? ' (!)' : ''}`,
       String(stats.usageWrites),
-      stats.sqlUsageStatements === null ? 'n/a' : String(stats.sqlUsageStatements),
+      stats.sqlUsageStatements === null
+        ? 'n/a'
+        : `${stats.sqlUsageStatements}${stats.offThreadWrites > 0 ? ` +${stats.offThreadWrites} off-thread` : ''}`,
       perThousand(stats.usageWrites),
       perThousand(stats.sqlUsageStatements),
       minimumGap(stats.writeTimesMs),
       stats.usageWrites === 0 ? '—' : `${fixed(stats.longestWrite.ms, 1)} (${thousands(stats.longestWrite.rows)})`,
+      fixed(stats.eventLoopMaxMs, 1),
       check === undefined
         ? '?'
         : check.storedRequests === check.countedRequests
@@ -154,8 +160,10 @@ export function writesTable(order: Scenario[], writes: Map<string, ServerStats>,
     table(rows),
     `writes = bulk usage writes (one transaction each, every key buffered since the last flush); flush interval ${FLUSH_INTERVAL_MS} ms;`,
     "SQL stmts = write statements the driver sent for those writes (one each: the daily counts and each day's last use go in one statement);",
-    'min gap = shortest time between two writes of one server; longest = the longest write (wall time) and its rows (one per key and day): on SQLite',
-    'the write is synchronous, so the event loop serves nothing for that long; on PostgreSQL it waits on the network while requests are served;',
+    `+n off-thread = SQLite writes of ${OFF_THREAD_USAGE_ROWS.toLocaleString('en-US')} keys or more, run by keyward's usage writer thread (one statement each, on its own connection, not counted here);`,
+    'min gap = shortest time between two writes of one server; longest = the longest write (wall time) and its rows (one per key and day): on SQLite a',
+    'write on the main thread is synchronous, so the event loop serves nothing for that long; off-thread writes and PostgreSQL ones wait while requests',
+    "are served; loop max = the longest the server's event loop was held, from when it was ready (monitorEventLoopDelay; what an open-loop client would wait);",
     '"stored = counted": the requests the server counted, read back from the store after a final flush',
     "(servers presented every key of their store: the whole store's usage, and its latest last_used_at).",
     `client 2xx = valid-key answers the load generator saw; the server counts those plus any still in flight when a run stopped (at most ${options.connections} a run; (!) marks a count outside that).`,

@@ -15,11 +15,13 @@
 import { hash } from 'node:crypto'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import Database from 'better-sqlite3'
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks'
+import type Database from 'better-sqlite3'
 import type { RequestHandler } from 'express'
 import type { Keyward } from '../src/core/keyward.js'
 import type { KeyStore } from '../src/core/store.js'
 import { keyward } from '../src/index.js'
+import { OFF_THREAD_USAGE_ROWS, type SqliteStore } from '../src/store/sqlite/index.js'
 
 export type ServerKind =
   | 'hono-bare'
@@ -63,6 +65,12 @@ export interface ServerStats {
   usageRows: number
   /** Rows that repeated a key and day already in the same write (there should be none). */
   usageDuplicateRows: number
+  /**
+   * Of `usageWrites`, those keyward's SQLite store hands to its writer thread (flushes of
+   * `OFF_THREAD_USAGE_ROWS` rows or more): one statement each on the thread's own connection,
+   * which `sqlUsageStatements` (this connection's statements) does not see.
+   */
+  offThreadWrites: number
   /** Requests those writes counted. */
   usageRequests: number
   /** SQL INSERT/UPDATE/DELETE statements executed (null for a server without a store). */
@@ -80,6 +88,12 @@ export interface ServerStats {
   cpuUs: number
   /** `process.memoryUsage().rss` when the stats were taken, bytes. */
   rssBytes: number
+  /**
+   * The longest the event loop was held since the server was ready (ms, `monitorEventLoopDelay`):
+   * a synchronous pause (a usage write on the main thread, a long GC) delays every request that
+   * arrives during it, which a closed-loop load generator with 10 connections barely shows.
+   */
+  eventLoopMaxMs: number
   /** Filled by 'finish': what the store holds for the checked key after a final flush. */
   check?: UsageCheck
 }
@@ -100,6 +114,7 @@ const stats: ServerStats = {
   usageWrites: 0,
   usageRows: 0,
   usageDuplicateRows: 0,
+  offThreadWrites: 0,
   usageRequests: 0,
   sqlWriteStatements: null,
   sqlUsageStatements: null,
@@ -107,8 +122,10 @@ const stats: ServerStats = {
   longestWrite: { ms: 0, rows: 0 },
   cpuUs: 0,
   rssBytes: 0,
+  eventLoopMaxMs: 0,
 }
 const startedAt = new Date()
+let loopDelay: IntervalHistogram | undefined
 /** Usage writes in progress (PostgreSQL's are asynchronous, so a count rather than a flag). */
 let usageWritesInFlight = 0
 /** A write, including a data-modifying CTE (`with v as (...) insert ...`). */
@@ -123,6 +140,7 @@ function snapshot(): ServerStats {
   const cpu = process.cpuUsage()
   stats.cpuUs = cpu.user + cpu.system
   stats.rssBytes = process.memoryUsage().rss
+  stats.eventLoopMaxMs = loopDelay === undefined ? 0 : loopDelay.max / 1e6
   return stats
 }
 
@@ -165,7 +183,7 @@ async function countPostgresWrites(): Promise<void> {
 }
 
 /** Wraps the store's one usage write; every other method is the store's own. */
-function countUsageWrites(store: KeyStore): KeyStore {
+function countUsageWrites(store: KeyStore, offThread: boolean): KeyStore {
   const recordUsage = store.recordUsage.bind(store)
   store.recordUsage = async (increments) => {
     stats.usageWrites++
@@ -177,6 +195,7 @@ function countUsageWrites(store: KeyStore): KeyStore {
       if (seen.has(row)) stats.usageDuplicateRows++
       seen.add(row)
     }
+    if (offThread && seen.size >= OFF_THREAD_USAGE_ROWS) stats.offThreadWrites++
     const started = performance.now()
     stats.writeTimesMs.push(Math.round(started))
     usageWritesInFlight++
@@ -205,10 +224,12 @@ async function openKeyward(
     opened = await createPostgresStore({ url: database })
   } else {
     const { createSqliteStore } = await import('../src/store/sqlite/index.js')
-    sqlite = countSqlWrites(new Database(database))
-    opened = createSqliteStore({ database: sqlite })
+    // Opened by keyward, as `keyward()` opens its own file (memory map, page cache, the usage
+    // writer thread); this connection's write statements are counted from here on.
+    opened = createSqliteStore({ url: database })
+    sqlite = countSqlWrites((opened as SqliteStore).db.$client)
   }
-  const store = countUsageWrites(opened)
+  const store = countUsageWrites(opened, !isPostgres)
   // Everything else is keyward's default configuration: cache on, usage flushed every second.
   const kw = keyward({
     store,
@@ -217,9 +238,8 @@ async function openKeyward(
   })
   await kw.ready()
   const close = async () => {
+    // Closes the store, and with it the file keyward opened (which checkpoints the WAL).
     await kw.close()
-    // A database handed to the store stays ours to close (this also checkpoints the WAL).
-    sqlite?.close()
   }
   return { kw, store, sqlite, close }
 }
@@ -386,6 +406,8 @@ async function main(): Promise<void> {
       })()
     }
   })
+  loopDelay = monitorEventLoopDelay({ resolution: 5 })
+  loopDelay.enable()
   send({ type: 'ready', port: (server.address() as AddressInfo).port })
 }
 

@@ -3,7 +3,7 @@ import { drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { describe, expect, it } from 'vitest'
 import type { ApiKeyRecord } from '../src/core/types.js'
-import { createSqliteStore } from '../src/store/sqlite/index.js'
+import { createSqliteStore, OFF_THREAD_USAGE_ROWS } from '../src/store/sqlite/index.js'
 import { describeStoreContract, expectRotatedPairUpgraded, makeRecord, stored } from './contract/store-contract.js'
 import { migrationsUpTo } from './helpers/migrations.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
@@ -24,8 +24,8 @@ function databaseUpTo(last: string): { path: string; old: Database.Database } {
 }
 
 describe('sqlite store', () => {
-  it('writes a whole usage flush as one SQL statement, whatever the number of keys', async () => {
-    const client = new Database(tempSqlitePath())
+  /** Write statements run on the store's own (main-thread) connection, counted from now on. */
+  function countMainThreadWrites(client: Database.Database): string[] {
     const writes: string[] = []
     const prepare = client.prepare.bind(client)
     client.prepare = ((source: string) => {
@@ -39,6 +39,75 @@ describe('sqlite store', () => {
       }
       return statement
     }) as typeof client.prepare
+    return writes
+  }
+
+  /** A store on a file of its own holding `count` keys (inserted in one transaction). */
+  async function fileStoreWithKeys(count: number) {
+    const store = createSqliteStore({ url: tempSqlitePath() })
+    const client = store.db.$client
+    const keys = Array.from({ length: count }, () => makeRecord())
+    const inserted: Promise<void>[] = []
+    client.transaction(() => {
+      for (const key of keys) inserted.push(store.insertKey(key))
+    })()
+    await Promise.all(inserted)
+    return { store, client, keys }
+  }
+
+  it('writes a large usage flush from its writer thread and a small one on the main thread, to the same rows', async () => {
+    const { store, client, keys } = await fileStoreWithKeys(OFF_THREAD_USAGE_ROWS + 200)
+    const mainWrites = countMainThreadWrites(client)
+    const flush = (from: number, to: number, atMs: number) =>
+      store.recordUsage(keys.slice(from, to).map((key) => ({ keyId: key.id, day: '2026-03-01', count: 2, lastUsedAt: new Date(atMs) })))
+
+    await flush(0, keys.length, T0.getTime())
+    // Every row landed, and not through the main thread's connection: the writer thread wrote them.
+    expect(mainWrites).toHaveLength(0)
+    const ids = keys.map((key) => key.id)
+    expect(await store.totalRequests(ids)).toBe(keys.length * 2)
+
+    // A small flush stays on the main thread (one statement), adding to the rows the writer made.
+    await flush(0, 10, T0.getTime() + 5)
+    expect(mainWrites).toHaveLength(1)
+    // Another large one adds again; last uses only move forward, whichever thread wrote them.
+    await flush(0, keys.length, T0.getTime() - 1)
+    expect(mainWrites).toHaveLength(1)
+    expect(await store.totalRequests(ids)).toBe(keys.length * 4 + 10 * 2)
+    expect((await store.findKey('tenant_a', (keys[0] as ApiKeyRecord).id))?.lastUsedAt).toEqual(new Date(T0.getTime() + 5))
+    expect((await store.findKey('tenant_a', (keys.at(-1) as ApiKeyRecord).id))?.lastUsedAt).toEqual(T0)
+    await store.close()
+  })
+
+  it("fails a writer thread's write with the driver's error, writes none of it, and writes the next flush", async () => {
+    const { store, client, keys } = await fileStoreWithKeys(OFF_THREAD_USAGE_ROWS)
+    const flush = () => store.recordUsage(keys.map((key) => ({ keyId: key.id, day: '2026-03-01', count: 1, lastUsedAt: T0 })))
+    const ids = keys.map((key) => key.id)
+    await flush()
+    // The usage table gone from under the writer's prepared statement: its next write fails.
+    client.exec('alter table api_key_usage rename to api_key_usage_away')
+    await expect(flush()).rejects.toThrow(/api_key_usage/)
+    client.exec('alter table api_key_usage_away rename to api_key_usage')
+    expect(await store.totalRequests(ids)).toBe(keys.length)
+    await flush()
+    expect(await store.totalRequests(ids)).toBe(keys.length * 2)
+    await store.close()
+  })
+
+  it('keeps every write of an in-memory database on its one connection', async () => {
+    const store = createSqliteStore({ url: ':memory:' })
+    const keys = Array.from({ length: OFF_THREAD_USAGE_ROWS }, () => makeRecord())
+    for (const key of keys) await store.insertKey(key)
+    const mainWrites = countMainThreadWrites(store.db.$client)
+    await store.recordUsage(keys.map((key) => ({ keyId: key.id, day: '2026-03-01', count: 3, lastUsedAt: T0 })))
+    expect(mainWrites).toHaveLength(1)
+    expect(await store.totalRequests(keys.map((key) => key.id))).toBe(keys.length * 3)
+    await store.close()
+  })
+
+  it('writes a whole usage flush as one SQL statement, whatever the number of keys', async () => {
+    const client = new Database(tempSqlitePath())
+    const writes = countMainThreadWrites(client)
     const store = createSqliteStore({ database: client })
     // Over 32,766 rows: more than SQLite binds in one statement, were each value a parameter.
     const keys = Array.from({ length: 40_000 }, () => makeRecord())

@@ -5,6 +5,7 @@
  * transaction helper and the row mapping; the WHERE clauses both stores use live in
  * ../conditions.ts. Splitting it by table would split transactions that span tables.
  */
+import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { and, asc, desc, eq, getTableColumns, gt, inArray, isNull, lt, lte, sql, sum } from 'drizzle-orm'
@@ -51,6 +52,7 @@ import {
 import { sqlitePathFromUrl } from '../open.js'
 import * as schema from './schema.js'
 import { apiKeyChanges, apiKeys, apiKeyUsage, auditEvents, webhookDeliveries, webhookEndpoints } from './schema.js'
+import { USAGE_UPSERT, UsageWriter, type WriterFailure } from './usage-writer.js'
 
 export { schema }
 
@@ -71,7 +73,7 @@ export interface SqliteStoreOptions {
   migrate?: boolean
 }
 
-type Db = BetterSQLite3Database<typeof schema>
+type Db = BetterSQLite3Database<typeof schema> & { $client: Database.Database }
 
 /**
  * Opens (and migrates) an SQLite key store. WAL mode lets readers and the one writer of several
@@ -96,11 +98,15 @@ export function createSqliteStore(options: SqliteStoreOptions = {}): SqliteStore
     client.pragma('cache_size = -16384')
   }
   client.pragma('journal_mode = WAL')
-  client.pragma('busy_timeout = 5000')
+  client.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
   client.pragma('synchronous = NORMAL')
   const db = drizzle(client, { schema })
   if (options.migrate !== false) migrateWithRetry(db)
-  return new SqliteStore(db, client, owned)
+  // A file keyward opened itself gets a writer thread for large usage flushes; an in-memory
+  // database has no file another connection could open, and a host's own connection keeps every
+  // write on it.
+  const writer = owned && !client.memory ? new UsageWriter(resolve(client.name), BUSY_TIMEOUT_MS, writerError) : undefined
+  return new SqliteStore(db, client, owned, writer)
 }
 
 /** Two processes opening a new file at once can both try the first migration; the loser retries. */
@@ -123,13 +129,27 @@ function guard<T>(work: () => T): Promise<T> {
   try {
     return Promise.resolve(work())
   } catch (error) {
-    const code = (error as { code?: unknown }).code
-    if ((typeof code === 'string' && UNAVAILABLE_CODES.test(code)) || (error instanceof TypeError && /not open/.test(error.message))) {
-      return Promise.reject(new StoreUnavailableError(`SQLite store unavailable: ${(error as Error).message}`, { cause: error }))
-    }
-    return Promise.reject(error)
+    return Promise.reject(storeError(error))
   }
 }
+
+/** A driver error as the store contract throws it: `StoreUnavailableError` when the database cannot be used. */
+function storeError(error: unknown): unknown {
+  const code = (error as { code?: unknown }).code
+  if ((typeof code === 'string' && UNAVAILABLE_CODES.test(code)) || (error instanceof TypeError && /not open/.test(error.message))) {
+    return new StoreUnavailableError(`SQLite store unavailable: ${(error as Error).message}`, { cause: error })
+  }
+  return error
+}
+
+/** The writer thread's report of a failed write, as the driver's error would have been. */
+function writerError(failure: WriterFailure): unknown {
+  return storeError(Object.assign(new Error(failure.message), failure.code === undefined ? {} : { code: failure.code }))
+}
+
+/** From this many rows a usage flush is written by the writer thread (see `UsageWriter`). */
+export const OFF_THREAD_USAGE_ROWS = 1000
+const BUSY_TIMEOUT_MS = 5000
 
 /** The verification read's columns (see `VERIFICATION_FIELDS`). */
 const storedKeyRow = verificationColumns(getTableColumns(apiKeys))
@@ -151,6 +171,8 @@ export class SqliteStore implements KeyStore {
     readonly db: Db,
     private readonly client: Database.Database,
     private readonly owned: boolean,
+    /** Writes usage flushes of `OFF_THREAD_USAGE_ROWS` or more; absent for in-memory and host connections. */
+    private readonly writer?: UsageWriter,
   ) {
     const query = db
       .select(storedKeyRow)
@@ -336,21 +358,14 @@ export class SqliteStore implements KeyStore {
     // The whole flush is one statement with one parameter (a JSON array), whatever the number of
     // keys: no chunking against SQLite's parameter limit. It writes api_key_usage only; a key's
     // last use is read from there (`latestUse`).
-    const rows = JSON.stringify(
-      usageRows(increments).map((row) => [row.keyId, row.day, row.count, row.rateLimited, row.creditsRefused, row.lastUsedAt]),
-    )
+    const buckets = usageRows(increments)
+    const rows = JSON.stringify(buckets.map((row) => [row.keyId, row.day, row.count, row.rateLimited, row.creditsRefused, row.lastUsedAt]))
+    // Many distinct keys: the writer thread, so the event loop keeps serving (see `UsageWriter`).
+    if (this.writer !== undefined && buckets.length >= OFF_THREAD_USAGE_ROWS && this.client.open) return this.writer.write(rows)
     return guard(() =>
       this.db.transaction(
-        (tx) => {
-          // A bucket of refusals only has no last use (0 → null), and never moves last_used_at.
-          tx.run(sql`insert into api_key_usage (key_id, day, request_count, rate_limited_count, credits_refused_count, last_used_at)
-            select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, nullif(value ->> 5, 0)
-            from json_each(${rows}) where true
-            on conflict (key_id, day) do update set
-              request_count = request_count + excluded.request_count,
-              rate_limited_count = rate_limited_count + excluded.rate_limited_count,
-              credits_refused_count = credits_refused_count + excluded.credits_refused_count,
-              last_used_at = nullif(max(coalesce(last_used_at, 0), coalesce(excluded.last_used_at, 0)), 0)`)
+        () => {
+          this.client.prepare(USAGE_UPSERT).run(rows)
         },
         // BEGIN IMMEDIATE: take the write lock up front, so a second process cannot make this
         // transaction's snapshot stale between its read and its write (SQLITE_BUSY_SNAPSHOT).
@@ -718,6 +733,7 @@ export class SqliteStore implements KeyStore {
   }
 
   async close(): Promise<void> {
+    await this.writer?.close()
     if (this.owned && this.client.open) this.client.close()
   }
 }
