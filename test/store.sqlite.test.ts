@@ -4,6 +4,7 @@ import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { describe, expect, it } from 'vitest'
 import type { ApiKeyRecord } from '../src/core/types.js'
 import { createSqliteStore, OFF_THREAD_USAGE_ROWS } from '../src/store/sqlite/index.js'
+import { UsageWriter } from '../src/store/sqlite/usage-writer.js'
 import { describeStoreContract, expectRotatedPairUpgraded, makeRecord, stored } from './contract/store-contract.js'
 import { migrationsUpTo } from './helpers/migrations.js'
 import { tempSqlitePath } from './helpers/sqlite.js'
@@ -91,6 +92,22 @@ describe('sqlite store', () => {
     expect(await store.totalRequests(ids)).toBe(keys.length)
     await flush()
     expect(await store.totalRequests(ids)).toBe(keys.length * 2)
+    await store.close()
+  })
+
+  it("reports SQLite's error code from the writer thread, so a locked database is unavailable, and writes once it is free", async () => {
+    const { store, client, keys } = await fileStoreWithKeys(3)
+    const rows = JSON.stringify(keys.map((key) => [key.id, '2026-03-01', 1, 0, 0, T0.getTime()]))
+    // A short busy timeout, and the failure handed back as the thread reported it.
+    const writer = new UsageWriter(client.name, 50, (failure) => failure)
+    const holder = new Database(client.name)
+    holder.exec('begin immediate')
+    await expect(writer.write(rows)).rejects.toMatchObject({ code: 'SQLITE_BUSY' })
+    holder.exec('commit')
+    holder.close()
+    await writer.write(rows)
+    expect(await store.totalRequests(keys.map((key) => key.id))).toBe(3)
+    await writer.close()
     await store.close()
   })
 

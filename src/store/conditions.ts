@@ -1,4 +1,4 @@
-import { and, Column, eq, gt, inArray, isNotNull, isNull, lt, lte, or, type SQL, sql, type Table } from 'drizzle-orm'
+import { and, type Column, eq, gt, inArray, isNotNull, isNull, lt, lte, or, type SQL, sql, type Table } from 'drizzle-orm'
 import { type CreditAdjustment, type RotateRequest, VERIFICATION_FIELDS } from '../core/store.js'
 import type { KeyPatch, KeyStatus, ListCursor, ListKeysQuery, UsageIncrement } from '../core/types.js'
 
@@ -124,29 +124,6 @@ export function verificationColumns<T extends Record<(typeof VERIFICATION_FIELDS
   columns: T,
 ): Pick<T, (typeof VERIFICATION_FIELDS)[number]> {
   return Object.fromEntries(VERIFICATION_FIELDS.map((field) => [field, columns[field]])) as Pick<T, (typeof VERIFICATION_FIELDS)[number]>
-}
-
-/**
- * Decodes a row read as an array (the selection's columns, in order) into the selection's shape,
- * each value through its column's own decoder (JSON, timestamps), as drizzle's select would. For
- * the verification read, which every cache miss makes: drizzle's generic mapper checks each field's
- * kind and walks its path per row, about a third of a miss on SQLite; this decides once per column.
- */
-export function rowDecoder<T>(selection: Record<string, Column>): (row: unknown[]) => T {
-  const fields = Object.entries(selection).map(([name, column]) => ({
-    name,
-    // A column whose decoder is the base class's passes the driver's value through: skip the call.
-    column: column.mapFromDriverValue === Column.prototype.mapFromDriverValue ? null : column,
-  }))
-  return (row) => {
-    const decoded: Record<string, unknown> = {}
-    for (let i = 0; i < fields.length; i++) {
-      const { name, column } = fields[i] as (typeof fields)[number]
-      const value = row[i]
-      decoded[name] = value === null || column === null ? value : column.mapFromDriverValue(value)
-    }
-    return decoded as T
-  }
 }
 
 export function statusCondition(

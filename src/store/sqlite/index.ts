@@ -8,7 +8,7 @@
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
-import { and, asc, desc, eq, getTableColumns, gt, inArray, isNull, lt, lte, sql, sum } from 'drizzle-orm'
+import { and, asc, Column, desc, eq, getTableColumns, gt, inArray, isNull, lt, lte, sql, sum } from 'drizzle-orm'
 import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import type { ListEventsQuery, StoredEvent, WebhookEndpointRecord } from '../../core/audit/types.js'
@@ -42,7 +42,6 @@ import {
   listCondition,
   patchColumns,
   rotatableCondition,
-  rowDecoder,
   sameSetting,
   unlocked,
   usageRows,
@@ -150,6 +149,29 @@ function writerError(failure: WriterFailure): unknown {
 /** From this many rows a usage flush is written by the writer thread (see `UsageWriter`). */
 export const OFF_THREAD_USAGE_ROWS = 1000
 const BUSY_TIMEOUT_MS = 5000
+
+/**
+ * Decodes a row read as an array (the selection's columns, in order) into the selection's shape,
+ * each value through its column's own decoder (JSON, timestamps), as drizzle's select would. For
+ * the verification read, which every cache miss makes: drizzle's generic mapper checks each field's
+ * kind and walks its path per row, about a third of a miss on SQLite; this decides once per column.
+ */
+function rowDecoder<T>(selection: Record<string, Column>): (row: unknown[]) => T {
+  const fields = Object.entries(selection).map(([name, column]) => ({
+    name,
+    // A column whose decoder is the base class's passes the driver's value through: skip the call.
+    column: column.mapFromDriverValue === Column.prototype.mapFromDriverValue ? null : column,
+  }))
+  return (row) => {
+    const decoded: Record<string, unknown> = {}
+    for (let i = 0; i < fields.length; i++) {
+      const { name, column } = fields[i] as (typeof fields)[number]
+      const value = row[i]
+      decoded[name] = value === null || column === null ? value : column.mapFromDriverValue(value)
+    }
+    return decoded as T
+  }
+}
 
 /** The verification read's columns (see `VERIFICATION_FIELDS`). */
 const storedKeyRow = verificationColumns(getTableColumns(apiKeys))
